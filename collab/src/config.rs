@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+/// Limits and timings of document rooms. Defaults suit a laptop-facing server; the gateway
+/// fills this from `dure.toml` / `DURE_*` / flags.
+#[derive(Clone, Debug)]
+pub struct RoomConfig {
+    /// Frames waiting for one connection's socket before it counts as a slow reader.
+    pub outbound_queue: usize,
+    /// How long a slow reader may stay behind before it is closed (retryable).
+    pub slow_reader_timeout: Duration,
+    /// Largest awareness message a connection may send, in bytes.
+    pub awareness_max_bytes: usize,
+    /// Awareness messages per second a connection may send (sustained); extra ones are
+    /// coalesced, the newest kept.
+    pub awareness_rate: f64,
+    /// Burst allowance for awareness messages.
+    pub awareness_burst: f64,
+    /// How long a room with no connections stays loaded.
+    pub idle_unload: Duration,
+    /// Least time between two log writes of one room (0: write as soon as the previous write
+    /// returned). Raising it batches more per write: fewer requests, later acks.
+    pub commit_interval: Duration,
+    /// Compact once this many log entries sit above the snapshot.
+    pub compact_after_entries: usize,
+    /// ... or once the log above the snapshot holds this many bytes.
+    pub compact_after_bytes: u64,
+    /// Awareness states not renewed for this long are removed (y-protocols uses 30 s).
+    pub awareness_timeout: Duration,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            outbound_queue: 1024,
+            slow_reader_timeout: Duration::from_secs(15),
+            awareness_max_bytes: 32 * 1024,
+            awareness_rate: 10.0,
+            awareness_burst: 30.0,
+            idle_unload: Duration::from_secs(30),
+            commit_interval: Duration::ZERO,
+            compact_after_entries: 500,
+            compact_after_bytes: 8 * 1024 * 1024,
+            awareness_timeout: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Configuration: `dure.toml`, then `DURE_*` environment variables, then flags; parsed once
+//! into types and validated at start, with errors that name the setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use dure_collab::RoomConfig;
+
+/// Where documents are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// Files under the data directory (fsync'd): the embedded default.
+    Fs,
+    /// Process memory: nothing survives a restart. For tests and demos.
+    Memory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub storage: StorageBackend,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub max_frame_bytes: usize,
+    pub ping_interval: Duration,
+    pub shutdown_timeout: Duration,
+    pub rooms: RoomConfig,
+}
+
+impl Config {
+    /// A configuration for tests: memory storage, an ephemeral loopback port.
+    pub fn test() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: PathBuf::from("dure-test-data"),
+            storage: StorageBackend::Memory,
+            log_format: LogFormat::Text,
+            log_filter: "warn".into(),
+            max_frame_bytes: 1024 * 1024,
+            ping_interval: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            rooms: RoomConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("setting `{setting}`: {reason} (got {value:?})")]
+    Invalid {
+        setting: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+/// Dure: collaborative documents for the workplace. Every option can also be set in
+/// `dure.toml` (same name, `_` for `-`) or as `DURE_<NAME>` in the environment; flags win
+/// over the environment, which wins over the file.
+#[derive(Parser, Debug, Default)]
+#[command(name = "dure", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [default: ./dure.toml if it exists].
+    #[arg(long, env = "DURE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]. Only loopback addresses are allowed
+    /// while no identity provider is configured (local mode).
+    #[arg(long, env = "DURE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for documents (storage = "fs") [default: ./dure-data].
+    #[arg(long, env = "DURE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Storage backend: fs or memory [default: fs].
+    #[arg(long, env = "DURE_STORAGE", value_name = "BACKEND")]
+    pub storage: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "DURE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, tracing's EnvFilter syntax [default: info].
+    #[arg(long, env = "DURE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Largest WebSocket frame a client may send; bigger ones close the socket with 1009
+    /// [default: 8MiB].
+    #[arg(long, env = "DURE_MAX_FRAME_BYTES", value_name = "SIZE")]
+    pub max_frame_bytes: Option<String>,
+    /// Interval of WebSocket pings; a peer silent for two intervals is dropped [default: 30s].
+    #[arg(long, env = "DURE_PING_INTERVAL", value_name = "DURATION")]
+    pub ping_interval: Option<String>,
+    /// How long shutdown may take to flush rooms and close sockets [default: 10s].
+    #[arg(long, env = "DURE_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
+    /// Frames queued for one socket before it counts as a slow reader [default: 1024].
+    #[arg(long, env = "DURE_OUTBOUND_QUEUE", value_name = "FRAMES")]
+    pub outbound_queue: Option<String>,
+    /// How long a slow reader may lag before it is closed with 1013 [default: 15s].
+    #[arg(long, env = "DURE_SLOW_READER_TIMEOUT", value_name = "DURATION")]
+    pub slow_reader_timeout: Option<String>,
+    /// Largest awareness message per connection [default: 32KiB].
+    #[arg(long, env = "DURE_AWARENESS_MAX_BYTES", value_name = "SIZE")]
+    pub awareness_max_bytes: Option<String>,
+    /// Awareness messages per second per connection; extra ones are coalesced [default: 10].
+    #[arg(long, env = "DURE_AWARENESS_RATE", value_name = "PER_SECOND")]
+    pub awareness_rate: Option<String>,
+    /// How long a document with no connections stays loaded [default: 30s].
+    #[arg(long, env = "DURE_IDLE_UNLOAD", value_name = "DURATION")]
+    pub idle_unload: Option<String>,
+    /// Least time between two writes of one document's log: 0 writes as soon as the last
+    /// write returned (lowest "saved" latency); more batches more per write (fewer store
+    /// requests, later acks) [default: 0s].
+    #[arg(long, env = "DURE_COMMIT_INTERVAL", value_name = "DURATION")]
+    pub commit_interval: Option<String>,
+    /// Compact a document once this many log entries sit above its snapshot [default: 500].
+    #[arg(long, env = "DURE_COMPACT_AFTER_ENTRIES", value_name = "N")]
+    pub compact_after_entries: Option<String>,
+}
+
+/// Keys accepted in `dure.toml` (same as the flags).
+const FILE_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "storage",
+    "log_format",
+    "log",
+    "max_frame_bytes",
+    "ping_interval",
+    "shutdown_timeout",
+    "outbound_queue",
+    "slow_reader_timeout",
+    "awareness_max_bytes",
+    "awareness_rate",
+    "idle_unload",
+    "commit_interval",
+    "compact_after_entries",
+];
+
+fn invalid(setting: &'static str, value: &str, reason: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        value: value.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let file_err = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (key, value) in table {
+        if !FILE_KEYS.contains(&key.as_str()) {
+            return Err(file_err(format!(
+                "unknown setting `{key}` (known: {})",
+                FILE_KEYS.join(", ")
+            )));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(file_err(format!(
+                    "setting `{key}` has an unsupported type: {other}"
+                )));
+            }
+        };
+        out.insert(key, text);
+    }
+    Ok(out)
+}
+
+fn duration(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    if value.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        invalid(
+            setting,
+            value,
+            format!("not a duration like 30s or 500ms: {e}"),
+        )
+    })
+}
+
+fn size(setting: &'static str, value: &str) -> Result<usize, ConfigError> {
+    let bytes: bytesize::ByteSize = value.trim().parse().map_err(|e| {
+        invalid(
+            setting,
+            value,
+            format!("not a size like 8MiB or 65536: {e}"),
+        )
+    })?;
+    usize::try_from(bytes.as_u64()).map_err(|_| invalid(setting, value, "too large"))
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(
+    setting: &'static str,
+    value: &str,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let n: T = value
+        .trim()
+        .parse()
+        .map_err(|e| invalid(setting, value, e))?;
+    if n <= T::default() {
+        return Err(invalid(setting, value, "must be greater than zero"));
+    }
+    Ok(n)
+}
+
+impl Cli {
+    /// Layers file, environment and flags, and validates the result.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None if Path::new("dure.toml").exists() => read_file(Path::new("dure.toml"))?,
+            None => BTreeMap::new(),
+        };
+        let get =
+            |flag: &Option<String>, key: &str| flag.clone().or_else(|| file.get(key).cloned());
+        let defaults = RoomConfig::default();
+        let mut rooms = defaults.clone();
+
+        let listen_s = get(&self.listen, "listen").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_s.parse().map_err(|e| {
+            invalid(
+                "listen",
+                &listen_s,
+                format!("not an address like 127.0.0.1:8080: {e}"),
+            )
+        })?;
+        if !listen.ip().is_loopback() {
+            return Err(invalid(
+                "listen",
+                &listen_s,
+                "no identity provider is configured (local mode), so dure only listens on a loopback address such as 127.0.0.1; configure an identity provider to serve a network",
+            ));
+        }
+        let data_dir =
+            PathBuf::from(get(&self.data_dir, "data_dir").unwrap_or_else(|| "dure-data".into()));
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "", "must not be empty"));
+        }
+        let storage = match get(&self.storage, "storage").as_deref() {
+            None | Some("fs") => StorageBackend::Fs,
+            Some("memory") => StorageBackend::Memory,
+            Some(other) => return Err(invalid("storage", other, "expected fs or memory")),
+        };
+        let log_format = match get(&self.log_format, "log_format").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(invalid("log_format", other, "expected text or json")),
+        };
+        let log_filter = get(&self.log, "log").unwrap_or_else(|| "info".into());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            return Err(invalid("log", &log_filter, e));
+        }
+        let max_frame_bytes = match get(&self.max_frame_bytes, "max_frame_bytes") {
+            Some(v) => size("max_frame_bytes", &v)?,
+            None => 8 * 1024 * 1024,
+        };
+        if max_frame_bytes < 1024 {
+            return Err(invalid(
+                "max_frame_bytes",
+                &max_frame_bytes.to_string(),
+                "must be at least 1KiB",
+            ));
+        }
+        let ping_interval = match get(&self.ping_interval, "ping_interval") {
+            Some(v) => duration("ping_interval", &v)?,
+            None => Duration::from_secs(30),
+        };
+        if ping_interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "ping_interval",
+                &format!("{ping_interval:?}"),
+                "must be at least 100ms",
+            ));
+        }
+        let shutdown_timeout = match get(&self.shutdown_timeout, "shutdown_timeout") {
+            Some(v) => duration("shutdown_timeout", &v)?,
+            None => Duration::from_secs(10),
+        };
+        if let Some(v) = get(&self.outbound_queue, "outbound_queue") {
+            rooms.outbound_queue = positive("outbound_queue", &v)?;
+        }
+        if let Some(v) = get(&self.slow_reader_timeout, "slow_reader_timeout") {
+            rooms.slow_reader_timeout = duration("slow_reader_timeout", &v)?;
+        }
+        if let Some(v) = get(&self.awareness_max_bytes, "awareness_max_bytes") {
+            rooms.awareness_max_bytes = size("awareness_max_bytes", &v)?;
+        }
+        if let Some(v) = get(&self.awareness_rate, "awareness_rate") {
+            rooms.awareness_rate = positive("awareness_rate", &v)?;
+            rooms.awareness_burst = (rooms.awareness_rate * 3.0).max(1.0);
+        }
+        if let Some(v) = get(&self.idle_unload, "idle_unload") {
+            rooms.idle_unload = duration("idle_unload", &v)?;
+        }
+        if let Some(v) = get(&self.commit_interval, "commit_interval") {
+            rooms.commit_interval = duration("commit_interval", &v)?;
+        }
+        if let Some(v) = get(&self.compact_after_entries, "compact_after_entries") {
+            rooms.compact_after_entries = positive("compact_after_entries", &v)?;
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            storage,
+            log_format,
+            log_filter,
+            max_frame_bytes,
+            ping_interval,
+            shutdown_timeout,
+            rooms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut full = vec!["dure"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).expect("parses")
+    }
+
+    #[test]
+    fn defaults_are_local_mode() {
+        let cfg = Cli::default().resolve().expect("defaults valid");
+        assert_eq!(cfg.listen, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(cfg.data_dir, PathBuf::from("dure-data"));
+        assert_eq!(cfg.storage, StorageBackend::Fs);
+    }
+
+    #[test]
+    fn refuses_a_network_address_without_identity_provider() {
+        let err = cli(&["--listen", "0.0.0.0:8080"])
+            .resolve()
+            .expect_err("must refuse");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`listen`") && msg.contains("identity provider"),
+            "{msg}"
+        );
+        assert!(cli(&["--listen", "[::1]:9000"]).resolve().is_ok());
+    }
+
+    #[test]
+    fn names_the_invalid_setting() {
+        for (args, setting) in [
+            (vec!["--listen", "nope"], "listen"),
+            (vec!["--ping-interval", "soon"], "ping_interval"),
+            (vec!["--max-frame-bytes", "12 parsecs"], "max_frame_bytes"),
+            (vec!["--storage", "floppy"], "storage"),
+            (vec!["--outbound-queue", "0"], "outbound_queue"),
+        ] {
+            let err = cli(&args).resolve().expect_err("invalid");
+            assert!(err.to_string().contains(&format!("`{setting}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dure.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9100\"\nmax_frame_bytes = 65536\nidle_unload = \"5s\"\n",
+        )
+        .expect("write");
+        let p = path.to_str().expect("utf8");
+        let cfg = cli(&["--config", p]).resolve().expect("valid");
+        assert_eq!(cfg.listen.port(), 9100);
+        assert_eq!(cfg.max_frame_bytes, 65536);
+        assert_eq!(cfg.rooms.idle_unload, Duration::from_secs(5));
+        let cfg = cli(&["--config", p, "--listen", "127.0.0.1:9200"])
+            .resolve()
+            .expect("valid");
+        assert_eq!(cfg.listen.port(), 9200);
+        std::fs::write(&path, "lissen = \"x\"\n").expect("write");
+        let err = cli(&["--config", p]).resolve().expect_err("unknown key");
+        assert!(
+            err.to_string().contains("unknown setting `lissen`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! The `dure` server: configuration, HTTP routes, the document WebSocket adapter, metrics
+//! and the shutdown sequence. The engine ([`dure_collab`]) does the document work; this
+//! crate only frames, authenticates (later), observes and maps errors to close codes.
+
+pub mod config;
+pub mod metrics;
+mod routes;
+pub mod server;
+mod state;
+
+pub use config::{Cli, Config};
+pub use server::{Server, ServerError};

@@ -1,0 +1,86 @@
+//! `dure`: start-up only. Parse and validate the configuration, set up logs, bind, serve
+//! until SIGTERM or Ctrl-C, shut down in order.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dure_gateway::config::LogFormat;
+use dure_gateway::{Cli, Server};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = match Cli::parse().resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dure: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::new(&config.log_filter);
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dure: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("dure: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: dure_gateway::Config) -> Result<(), dure_gateway::ServerError> {
+    let data_dir =
+        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let server = Server::bind(config).await?;
+    let addr = server.local_addr();
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "dure starting in local mode: no identity provider, one local user, loopback only"
+    );
+    info!(store = %server.store_description(), data_dir = %data_dir.display(), "documents are stored here");
+    info!("listening on http://{addr} — Yjs clients connect to ws://{addr}/ws/doc/{{doc_id}}");
+    server.run(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => info!("interrupt received"),
+                }
+            }
+            Err(e) => {
+                error!("cannot listen for SIGTERM ({e}); only Ctrl-C stops dure");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,194 @@
+//! Prometheus metrics (`/metrics`), fed by the engine through [`dure_collab::Observer`] and
+//! by the socket handlers.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use dure_collab::{CloseReason, Observer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryableLabel {
+    pub retryable: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Gauge,
+    pub connections_total: Counter,
+    pub rooms_loaded: Gauge,
+    pub updates_applied: Counter,
+    pub update_bytes: Counter,
+    pub bytes_stored: Counter,
+    pub persist_seconds: Histogram,
+    pub saved_seconds: Histogram,
+    pub acks: Counter,
+    pub closes: Family<ReasonLabel, Counter>,
+    pub room_load_seconds: Histogram,
+    pub store_errors: Family<RetryableLabel, Counter>,
+    pub compactions: Counter,
+    /// Documents whose writes are currently failing (for readiness).
+    pub failing_writers: AtomicI64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.1 ms .. ~13 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("dure");
+        let m = Metrics {
+            connections: Gauge::default(),
+            connections_total: Counter::default(),
+            rooms_loaded: Gauge::default(),
+            updates_applied: Counter::default(),
+            update_bytes: Counter::default(),
+            bytes_stored: Counter::default(),
+            persist_seconds: latency_histogram(),
+            saved_seconds: latency_histogram(),
+            acks: Counter::default(),
+            closes: Family::default(),
+            room_load_seconds: latency_histogram(),
+            store_errors: Family::default(),
+            compactions: Counter::default(),
+            failing_writers: AtomicI64::new(0),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Open document sockets",
+            m.connections.clone(),
+        );
+        registry.register(
+            "connections_opened",
+            "Document sockets opened",
+            m.connections_total.clone(),
+        );
+        registry.register(
+            "rooms_loaded",
+            "Documents loaded in memory",
+            m.rooms_loaded.clone(),
+        );
+        registry.register(
+            "updates_applied",
+            "Document updates applied",
+            m.updates_applied.clone(),
+        );
+        registry.register(
+            "update_bytes",
+            "Bytes of document updates applied",
+            m.update_bytes.clone(),
+        );
+        registry.register(
+            "stored_bytes",
+            "Bytes written to the store as log entries",
+            m.bytes_stored.clone(),
+        );
+        registry.register(
+            "persist_seconds",
+            "Latency of one log-entry write",
+            m.persist_seconds.clone(),
+        );
+        registry.register(
+            "saved_latency_seconds",
+            "Time from an update's arrival to its being durable",
+            m.saved_seconds.clone(),
+        );
+        registry.register("acks_sent", "Saved acknowledgements sent", m.acks.clone());
+        registry.register(
+            "closes",
+            "Sockets closed by the server, by reason",
+            m.closes.clone(),
+        );
+        registry.register(
+            "room_load_seconds",
+            "Time to load a document from the store",
+            m.room_load_seconds.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed store writes",
+            m.store_errors.clone(),
+        );
+        registry.register("compactions", "Document compactions", m.compactions.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn closed(&self, reason: &str) {
+        self.closes
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn store_failing(&self) -> bool {
+        self.failing_writers.load(Ordering::Relaxed) > 0
+    }
+}
+
+impl Observer for Metrics {
+    fn update_applied(&self, bytes: usize) {
+        self.updates_applied.inc();
+        self.update_bytes.inc_by(bytes as u64);
+    }
+    fn persisted(&self, bytes: u64, latency: Duration) {
+        self.bytes_stored.inc_by(bytes);
+        self.persist_seconds.observe(latency.as_secs_f64());
+    }
+    fn update_durable(&self, since_arrival: Duration) {
+        self.saved_seconds.observe(since_arrival.as_secs_f64());
+    }
+    fn ack_sent(&self) {
+        self.acks.inc();
+    }
+    fn store_failed(&self, retryable: bool) {
+        self.store_errors
+            .get_or_create(&RetryableLabel {
+                retryable: retryable.to_string(),
+            })
+            .inc();
+    }
+    fn store_writer_state(&self, failing: bool) {
+        self.failing_writers
+            .fetch_add(if failing { 1 } else { -1 }, Ordering::Relaxed);
+    }
+    fn room_loaded(&self, took: Duration, _bytes: u64) {
+        self.rooms_loaded.inc();
+        self.room_load_seconds.observe(took.as_secs_f64());
+    }
+    fn room_unloaded(&self) {
+        self.rooms_loaded.dec();
+    }
+    fn compacted(&self, _objects_removed: usize) {
+        self.compactions.inc();
+    }
+    fn connection_closed(&self, reason: &CloseReason) {
+        self.closed(reason.label());
+    }
+}

@@ -1,0 +1,261 @@
+//! `/ws/doc/{doc_id}`: the y-websocket endpoint. This adapter only frames, pings and maps
+//! the engine's outcomes to close codes; the room does the protocol.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use dure_collab::{
+    CloseReason, ConnectionReceiver, ConnectionSender, DocId, JoinError, JoinOptions, Outgoing,
+};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, timeout};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ws/doc/{doc_id}", any(doc_socket))
+        // Anything with more path segments is not a document id either.
+        .route("/ws/doc/{doc_id}/{*rest}", any(bad_doc_path))
+}
+
+/// WebSocket close codes Dure uses. 4400-4499 are final (y-websocket does not retry them);
+/// the others are retried by clients.
+mod code {
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const RESTART: u16 = 1012;
+    pub const TRY_AGAIN: u16 = 1013;
+}
+
+fn close_code(reason: &CloseReason) -> u16 {
+    match reason {
+        CloseReason::Malformed(_) => code::PROTOCOL_ERROR,
+        CloseReason::InvalidUpdate(_) => code::INVALID_PAYLOAD,
+        CloseReason::AwarenessTooLarge { .. } => code::TOO_BIG,
+        CloseReason::SlowReader => code::TRY_AGAIN,
+        CloseReason::Restart => code::RESTART,
+        CloseReason::RoomFailed(_) => code::INTERNAL,
+    }
+}
+
+async fn bad_doc_path() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        "invalid document id: may only contain A-Z, a-z, 0-9, '_' and '-'\n",
+    )
+        .into_response()
+}
+
+async fn doc_socket(
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    Path(doc_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(state): State<AppState>,
+) -> Response {
+    let doc: DocId = match doc_id.parse() {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("invalid document id: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let opts = JoinOptions {
+        ack: query.get("ack").is_some_and(|v| v == "1" || v == "true"),
+    };
+    let max = state.config.max_frame_bytes;
+    let sockets = state.sockets.clone();
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            let span = info_span!("conn", doc = %doc, %peer, conn = tracing::field::Empty);
+            sockets.track_future(serve(socket, doc, opts, state).instrument(span))
+        })
+}
+
+async fn serve(mut socket: WebSocket, doc: DocId, opts: JoinOptions, state: AppState) {
+    let conn = match timeout(Duration::from_secs(30), state.rooms.join(&doc, opts)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            let code = match e {
+                JoinError::ShuttingDown => code::RESTART,
+                JoinError::Unavailable(_) | JoinError::Retry => code::INTERNAL,
+            };
+            warn!(error = %e, "refusing connection");
+            state.metrics.closed("unavailable");
+            let _ = socket.send(close_message(code, &e.to_string())).await;
+            return;
+        }
+        Err(_) => {
+            warn!("document took too long to load; refusing connection");
+            state.metrics.closed("unavailable");
+            let _ = socket
+                .send(close_message(code::INTERNAL, "document load timed out"))
+                .await;
+            return;
+        }
+    };
+    tracing::Span::current().record("conn", tracing::field::display(conn.id));
+    debug!("connected");
+    state.metrics.connections.inc();
+    state.metrics.connections_total.inc();
+
+    let (mut sink, mut stream) = socket.split();
+    let (sender, mut receiver) = (conn.sender, conn.receiver);
+    let ping = state.config.ping_interval;
+    let ended = tokio::select! {
+        r = read_loop(&mut stream, &sender, ping) => r,
+        () = write_loop(&mut sink, &mut receiver, ping) => None,
+    };
+    if let Some((code, reason, label)) = ended {
+        warn!(code, reason = %reason, "closing connection");
+        state.metrics.closed(label);
+        let _ = sink.send(close_message(code, &reason)).await;
+    }
+    // Give the peer a moment to read the close frame and answer before the TCP connection
+    // goes (a no-op when the peer already left).
+    let _ = timeout(Duration::from_secs(1), async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    drop((sender, receiver));
+    state.metrics.connections.dec();
+    debug!("disconnected");
+}
+
+type Close = (u16, String, &'static str);
+
+/// Reads frames into the room. Returns a close to send when the peer broke the rules,
+/// `None` when the peer left.
+async fn read_loop(
+    stream: &mut SplitStream<WebSocket>,
+    sender: &ConnectionSender,
+    ping: Duration,
+) -> Option<Close> {
+    let silence = ping * 2 + Duration::from_secs(5);
+    loop {
+        let msg = match timeout(silence, stream.next()).await {
+            Err(_) => {
+                debug!("peer silent past two ping intervals; dropping");
+                return None;
+            }
+            Ok(None) => return None,
+            Ok(Some(Ok(msg))) => msg,
+            Ok(Some(Err(e))) => return frame_error(e),
+        };
+        match msg {
+            Message::Binary(frame) => {
+                if sender.send(frame).await.is_err() {
+                    // The room closed us; the writer is sending the close frame.
+                    std::future::pending::<()>().await;
+                }
+            }
+            Message::Text(_) => {
+                return Some((
+                    code::UNSUPPORTED_DATA,
+                    "text frames are not part of the protocol; send binary".into(),
+                    "text_frame",
+                ));
+            }
+            Message::Close(_) => return None,
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+}
+
+fn frame_error(e: axum::Error) -> Option<Close> {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(c)) => {
+            Some((code::TOO_BIG, format!("frame too large: {c}"), "too_big"))
+        }
+        Some(tungstenite::Error::Protocol(p)) => Some((
+            code::PROTOCOL_ERROR,
+            format!("websocket protocol error: {p}"),
+            "ws_protocol",
+        )),
+        _ => {
+            debug!(error = %inner, "socket error");
+            None
+        }
+    }
+}
+
+/// Writes the room's frames, batching whatever is already queued into one flush, and pings.
+async fn write_loop(
+    sink: &mut SplitSink<WebSocket, Message>,
+    receiver: &mut ConnectionReceiver,
+    ping: Duration,
+) {
+    let mut next_ping = Instant::now() + ping;
+    loop {
+        let out = tokio::select! {
+            out = receiver.next() => out,
+            () = tokio::time::sleep_until(next_ping) => {
+                next_ping = Instant::now() + ping;
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        match out {
+            Outgoing::Frame(frame) => {
+                if sink.feed(Message::Binary(frame)).await.is_err() {
+                    return;
+                }
+                let mut batched = 0;
+                while batched < 256 {
+                    let Some(frame) = receiver.try_next() else {
+                        break;
+                    };
+                    if sink.feed(Message::Binary(frame)).await.is_err() {
+                        return;
+                    }
+                    batched += 1;
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            Outgoing::Close(reason) => {
+                let _ = sink
+                    .send(close_message(close_code(&reason), &reason.to_string()))
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    // A close reason must fit in 123 bytes of UTF-8.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    }))
+}

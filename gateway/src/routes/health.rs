@@ -1,0 +1,64 @@
+//! Liveness, readiness and metrics.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when accepting connections and the store answers. Reports each check.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let accepting = state.accepting.load(Ordering::Acquire);
+    let store =
+        tokio::time::timeout(Duration::from_secs(2), state.rooms.docs().store().ping()).await;
+    let store_ok = matches!(store, Ok(Ok(()))) && !state.metrics.store_failing();
+    let store_line = match store {
+        Ok(Ok(())) if state.metrics.store_failing() => {
+            "store: failing writes (retrying)".to_owned()
+        }
+        Ok(Ok(())) => "store: ok".to_owned(),
+        Ok(Err(e)) => format!("store: unreachable: {e}"),
+        Err(_) => "store: unreachable: no answer within 2s".to_owned(),
+    };
+    let body = format!(
+        "{}\n{store_line}\nshutdown: {}\n",
+        if accepting && store_ok {
+            "ready"
+        } else {
+            "not ready"
+        },
+        if accepting { "no" } else { "in progress" }
+    );
+    let status = if accepting && store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}

@@ -1,0 +1,122 @@
+//! Building and running the server, and the ordered shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dure_collab::Rooms;
+use dure_storage::{DocStore, Store, fs::FsBackend};
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, StorageBackend};
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("storage: {0}")]
+    Storage(#[from] dure_storage::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Opens the store and binds the listener.
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        let store = match config.storage {
+            StorageBackend::Fs => Store::new(FsBackend::open(&config.data_dir)?),
+            StorageBackend::Memory => Store::memory(),
+        };
+        Self::bind_with_store(config, store).await
+    }
+
+    /// Like [`Server::bind`] with a given store (tests inject slow or failing stores).
+    pub async fn bind_with_store(config: Config, store: Store) -> Result<Self, ServerError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let metrics = Arc::new(Metrics::new());
+        let rooms = Rooms::new(DocStore::new(store), config.rooms.clone(), metrics.clone());
+        let state = AppState {
+            config: Arc::new(config),
+            rooms,
+            metrics,
+            accepting: Arc::new(AtomicBool::new(true)),
+            sockets: TaskTracker::new(),
+        };
+        Ok(Server { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.listen)
+    }
+
+    pub fn store_description(&self) -> String {
+        self.state.rooms.docs().store().describe()
+    }
+
+    /// Serves until `shutdown` resolves, then: not ready → stop accepting → flush every room
+    /// and close its sockets with 1012 → wait for the sockets → return. Bounded by the
+    /// configured shutdown timeout.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Server { listener, state } = self;
+        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let accepting = state.accepting.clone();
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
+        shutdown.await;
+        let deadline = state.config.shutdown_timeout;
+        let started = tokio::time::Instant::now();
+        info!("shutting down: flushing documents and closing connections (deadline {deadline:?})");
+        accepting.store(false, Ordering::Release);
+        let _ = stop_tx.send(());
+        let flushed = state.rooms.shutdown(deadline).await;
+        if !flushed {
+            warn!(
+                "shutdown deadline passed before every document was flushed (store unreachable?)"
+            );
+        }
+        state.sockets.close();
+        let left = deadline.saturating_sub(started.elapsed());
+        let _ = tokio::time::timeout(left, state.sockets.wait()).await;
+        match tokio::time::timeout(deadline.saturating_sub(started.elapsed()), serve).await {
+            Ok(Ok(Err(e))) => return Err(ServerError::Serve(e)),
+            Ok(_) | Err(_) => {}
+        }
+        info!(
+            took_ms = started.elapsed().as_millis() as u64,
+            flushed, "stopped"
+        );
+        Ok(())
+    }
+}
