@@ -227,8 +227,18 @@ pub(crate) async fn run(id: DocId, generation: u64, shared: Arc<Shared>, mut cha
         tokio::select! {
             biased;
             Some(ev) = events_rx.recv() => room.on_persist_event(ev),
-            Some(ctrl) = channels.control_rx.recv() => room.on_control(ctrl),
-            n = inbound_rx.recv_many(&mut frames, 64), if !room.shutting_down || !room.conns.is_empty() => {
+            Some(ctrl) = channels.control_rx.recv() => {
+                let shutdown = matches!(ctrl, Control::Shutdown);
+                room.on_control(ctrl);
+                if shutdown {
+                    // Frames that reached us before the signal are applied and flushed;
+                    // later ones are not read (their senders get no ack and resend).
+                    while let Ok(Inbound { conn, frame }) = inbound_rx.try_recv() {
+                        room.on_frame(conn, frame);
+                    }
+                }
+            }
+            n = inbound_rx.recv_many(&mut frames, 64), if !room.shutting_down => {
                 if n == 0 { break; }
                 for Inbound { conn, frame } in frames.drain(..) {
                     room.on_frame(conn, frame);
