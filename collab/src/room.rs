@@ -575,6 +575,9 @@ impl Room {
             return None;
         }
         let interval = self.shared.cfg.commit_interval;
+        if self.shutting_down || self.failed.is_some() {
+            return None; // flush now, whatever the interval
+        }
         match self.last_commit {
             Some(last) if !interval.is_zero() && last + interval > Instant::now() => {
                 Some(last + interval)

@@ -67,7 +67,6 @@ async fn malformed_and_refused_frames_close_only_that_connection() {
     let rooms = rooms_with(&store, RoomConfig::default());
     let mut good = Client::join(&rooms, "d2", 1, true).await;
     good.insert(0, "keep me").await;
-    let sent = good.sent;
     assert!(good.pump_until(T, |c| c.acked == c.sent).await);
     let cases: Vec<(Bytes, fn(&CloseReason) -> bool)> = vec![
         (Bytes::from_static(&[0, 9, 0]), |r| {
@@ -103,7 +102,6 @@ async fn malformed_and_refused_frames_close_only_that_connection() {
         );
     }
     good.insert(7, "!").await;
-    let sent = good.sent;
     assert!(
         good.pump_until(T, |c| c.acked == c.sent).await,
         "the good client must go on"
@@ -284,7 +282,6 @@ async fn compaction_while_clients_write_keeps_everything_and_bounds_objects() {
             b.pump_for(Duration::from_millis(5)).await;
         }
     }
-    let (sa, sb) = (a.sent, b.sent);
     assert!(a.pump_until(T, |c| c.acked == c.sent).await);
     assert!(b.pump_until(T, |c| c.acked == c.sent).await);
     assert!(a.pump_until(T, |c| c.len() == 400).await);
@@ -386,7 +383,6 @@ async fn randomized_clients_converge() {
         }
     }
     for c in clients.iter_mut() {
-        let sent = c.sent;
         assert!(
             c.pump_until(T, |c| c.acked == c.sent).await,
             "seed {seed}: not all acked"
