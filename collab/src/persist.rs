@@ -33,6 +33,9 @@ pub(crate) enum PersistEvent {
     Foreign { updates: Vec<Bytes> },
 }
 
+/// A background compaction: how many objects it merged, if any.
+type Compaction = JoinHandle<Result<Option<usize>, StoreError>>;
+
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -43,7 +46,8 @@ pub(crate) struct Worker {
     /// (seq, bytes) of the entries above the newest snapshot.
     unmerged: VecDeque<(u64, u64)>,
     events: mpsc::UnboundedSender<PersistEvent>,
-    compaction: Option<(u64, JoinHandle<Result<Option<usize>, StoreError>>)>,
+    /// The running compaction and the sequence number it merges below.
+    compaction: Option<(u64, Compaction)>,
     failing: bool,
 }
 

@@ -68,7 +68,8 @@ async fn malformed_and_refused_frames_close_only_that_connection() {
     let mut good = Client::join(&rooms, "d2", 1, true).await;
     good.insert(0, "keep me").await;
     assert!(good.pump_until(T, |c| c.acked == c.sent).await);
-    let cases: Vec<(Bytes, fn(&CloseReason) -> bool)> = vec![
+    type Expect = fn(&CloseReason) -> bool;
+    let cases: Vec<(Bytes, Expect)> = vec![
         (Bytes::from_static(&[0, 9, 0]), |r| {
             matches!(r, CloseReason::Malformed(_))
         }),

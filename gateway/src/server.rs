@@ -109,9 +109,10 @@ impl Server {
         state.sockets.close();
         let left = deadline.saturating_sub(started.elapsed());
         let _ = tokio::time::timeout(left, state.sockets.wait()).await;
-        match tokio::time::timeout(deadline.saturating_sub(started.elapsed()), serve).await {
-            Ok(Ok(Err(e))) => return Err(ServerError::Serve(e)),
-            Ok(_) | Err(_) => {}
+        if let Ok(Ok(Err(e))) =
+            tokio::time::timeout(deadline.saturating_sub(started.elapsed()), serve).await
+        {
+            return Err(ServerError::Serve(e));
         }
         info!(
             took_ms = started.elapsed().as_millis() as u64,

@@ -211,7 +211,7 @@ async fn racing_if_absent(store: &Store, prefix: &str) -> Result<(), String> {
     )?;
     let got = ctx(store.get(&k).await, "get")?.ok_or("raced object missing")?;
     check(
-        got.data == Bytes::from(format!("writer-{}", winners[0])),
+        got.data == format!("writer-{}", winners[0]).as_bytes(),
         "stored bytes are not the winner's",
     )?;
     ctx(store.delete(&k).await, "delete")?;

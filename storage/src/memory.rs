@@ -10,16 +10,16 @@ use bytes::Bytes;
 
 use crate::{Backend, Key, ListEntry, Object, PutCondition, StoreError, Version};
 
+type Objects = BTreeMap<String, (Bytes, Version)>;
+
 #[derive(Default)]
 pub struct MemoryBackend {
-    objects: Mutex<BTreeMap<String, (Bytes, Version)>>,
+    objects: Mutex<Objects>,
     next_version: AtomicU64,
 }
 
 impl MemoryBackend {
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, (Bytes, Version)>>, StoreError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Objects>, StoreError> {
         self.objects
             .lock()
             .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))

@@ -1,0 +1,9 @@
+//! Harness for Dure's black-box tests, the load generator and the baseline relay.
+//!
+//! - [`server`]: spawn the real `dure` binary on a free loopback port and stop it.
+//! - [`yclient`]: a Yjs client in Rust (yrs over tokio-tungstenite).
+//! - [`jsclient`]: real JS Yjs clients (`yjs` + `y-websocket`) driven through node.
+
+pub mod jsclient;
+pub mod server;
+pub mod yclient;
