@@ -51,6 +51,8 @@ fn close_code(reason: &CloseReason) -> u16 {
     }
 }
 
+const READ_BUFFER: usize = 4096;
+
 async fn bad_doc_path() -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -85,8 +87,12 @@ async fn doc_socket(
     };
     let max = state.config.max_frame_bytes;
     let sockets = state.sockets.clone();
+    // tungstenite allocates its read buffer eagerly (128 KiB by default): with thousands of
+    // mostly idle sockets that would dominate memory. Frames larger than this still work;
+    // the buffer grows for them.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
             let span = info_span!("conn", doc = %doc, %peer, conn = tracing::field::Empty);
             sockets.track_future(serve(socket, doc, opts, state).instrument(span))
