@@ -8,11 +8,17 @@
 # Steps, in order (add new ones to STEPS and write a step_NAME function):
 #   node  node >= 18 and npm, from Debian's packages if missing
 #   js    tests/js/node_modules from the committed lockfile (npm ci), if missing or stale
+#   s3    moto's S3 server (pinned) in a Python venv at infra/.venv-moto (about 1.5 min)
+#   s3s   s3s-fs (pinned), the signature-checking S3 server, into infra/.cargo-tools
+#         (compiled by cargo install: about 8 min on 2 cores)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STEPS=(node js)
+STEPS=(node js s3 s3s)
 MIN_NODE_MAJOR=18
+MOTO_VERSION=5.2.5
+# Newer s3s-fs versions need a newer rustc than this project's toolchain.
+S3S_FS_VERSION=0.14.1
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -64,6 +70,39 @@ step_js() {
     || die "npm ci in $dir failed"
   lock_hash "$dir" >"$stamp"
   log "tests/js/node_modules installed"
+}
+
+step_s3() {
+  local venv="$ROOT/infra/.venv-moto" stamp want="moto[server]==$MOTO_VERSION"
+  stamp="$venv/.dure-installed"
+  if [[ -x $venv/bin/moto_server && -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+    log "moto $MOTO_VERSION up to date in infra/.venv-moto"
+    return
+  fi
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  # Debian splits venv/ensurepip into python3-venv.
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  log "installing $want into infra/.venv-moto"
+  python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$want" \
+    || die "pip install $want failed"
+  [[ -x $venv/bin/moto_server ]] || die "moto_server missing from $venv after installing $want"
+  printf '%s' "$want" >"$stamp"
+  log "moto $MOTO_VERSION installed"
+}
+
+step_s3s() {
+  local root="$ROOT/infra/.cargo-tools"
+  if [[ -x $root/bin/s3s-fs ]] \
+    && grep -q "\"s3s-fs $S3S_FS_VERSION " "$root/.crates.toml" 2>/dev/null; then
+    log "s3s-fs $S3S_FS_VERSION up to date in infra/.cargo-tools"
+    return
+  fi
+  command -v cargo >/dev/null || die "cargo missing: install the Rust toolchain first"
+  log "cargo install s3s-fs@$S3S_FS_VERSION (compiles; several minutes)"
+  cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked --root "$root" --quiet \
+    || die "cargo install s3s-fs@$S3S_FS_VERSION failed"
+  log "s3s-fs $S3S_FS_VERSION installed"
 }
 
 main() {

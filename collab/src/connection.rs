@@ -133,6 +133,8 @@ pub enum Outgoing {
 pub struct ConnectionReceiver {
     pub(crate) frames: mpsc::Receiver<Bytes>,
     pub(crate) close: oneshot::Receiver<CloseReason>,
+    /// A close already taken from `close` while frames were still queued.
+    pub(crate) pending_close: Option<CloseReason>,
     pub(crate) _guard: Arc<LeaveGuard>,
 }
 
@@ -140,16 +142,21 @@ impl ConnectionReceiver {
     /// The next frame to write, or the close. Frames queued before a close are delivered
     /// first (the final "saved" acks), except for urgent closes.
     pub async fn next(&mut self) -> Outgoing {
-        if let Some(reason) = self.urgent_close() {
-            return Outgoing::Close(reason);
+        if self.pending_close.is_none()
+            && let Ok(reason) = self.close.try_recv()
+        {
+            self.pending_close = Some(reason);
+        }
+        if self
+            .pending_close
+            .as_ref()
+            .is_some_and(CloseReason::is_urgent)
+        {
+            return Outgoing::Close(self.take_close().await);
         }
         match self.frames.recv().await {
             Some(frame) => Outgoing::Frame(frame),
-            None => Outgoing::Close(
-                (&mut self.close)
-                    .await
-                    .unwrap_or_else(|_| CloseReason::RoomFailed("room stopped".into())),
-            ),
+            None => Outgoing::Close(self.take_close().await),
         }
     }
 
@@ -158,17 +165,16 @@ impl ConnectionReceiver {
         self.frames.try_recv().ok()
     }
 
-    fn urgent_close(&mut self) -> Option<CloseReason> {
-        match self.close.try_recv() {
-            Ok(reason) if reason.is_urgent() => Some(reason),
-            Ok(reason) => {
-                // Not urgent: put it back by re-creating the channel with the value.
-                let (tx, rx) = oneshot::channel();
-                let _ = tx.send(reason);
-                self.close = rx;
-                None
-            }
-            Err(_) => None,
+    async fn take_close(&mut self) -> CloseReason {
+        if let Some(reason) = self.pending_close.take() {
+            // Keep answering the same close if asked again (never poll a spent oneshot).
+            self.pending_close = Some(reason.clone());
+            return reason;
         }
+        let reason = (&mut self.close)
+            .await
+            .unwrap_or_else(|_| CloseReason::RoomFailed("room stopped".into()));
+        self.pending_close = Some(reason.clone());
+        reason
     }
 }

@@ -345,6 +345,7 @@ impl Room {
             receiver: ConnectionReceiver {
                 frames: frames_rx,
                 close: close_rx,
+                pending_close: None,
                 _guard: guard,
             },
         }

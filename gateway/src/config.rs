@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use clap::Parser;
 use dure_collab::RoomConfig;
+use dure_storage_s3::{S3Config, S3Credentials, Secret};
 
 /// Where documents are kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum StorageBackend {
     /// Files under the data directory (fsync'd): the embedded default.
     Fs,
     /// Process memory: nothing survives a restart. For tests and demos.
     Memory,
+    /// An S3-compatible object store (AWS S3, MinIO, Ceph RGW, Garage).
+    S3(Box<S3Config>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +128,40 @@ pub struct Cli {
     /// Compact a document once this many log entries sit above its snapshot [default: 500].
     #[arg(long, env = "DURE_COMPACT_AFTER_ENTRIES", value_name = "N")]
     pub compact_after_entries: Option<String>,
+    /// S3 bucket (storage = s3). It must exist; Dure never creates buckets.
+    #[arg(long, env = "DURE_S3_BUCKET", value_name = "NAME")]
+    pub s3_bucket: Option<String>,
+    /// Key prefix inside the bucket, so one bucket can hold several deployments.
+    #[arg(long, env = "DURE_S3_PREFIX", value_name = "PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// S3 region [default: us-east-1].
+    #[arg(long, env = "DURE_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Endpoint URL of an S3-compatible service (MinIO, Ceph RGW, Garage); unset for AWS.
+    #[arg(long, env = "DURE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Path-style addressing (endpoint/bucket/key), needed by most self-hosted services
+    /// [default: false].
+    #[arg(long, env = "DURE_S3_PATH_STYLE", value_name = "BOOL")]
+    pub s3_path_style: Option<String>,
+    /// Static access key id; without it the standard AWS credential chain is used
+    /// (environment, profile, web identity for Kubernetes service accounts, …).
+    #[arg(long, env = "DURE_S3_ACCESS_KEY_ID", value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Static secret access key (prefer s3-secret-access-key-file).
+    #[arg(
+        long,
+        env = "DURE_S3_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+    /// File holding the secret access key (e.g. a mounted Kubernetes secret).
+    #[arg(long, env = "DURE_S3_SECRET_ACCESS_KEY_FILE", value_name = "PATH")]
+    pub s3_secret_access_key_file: Option<String>,
+    /// Longest one S3 request may take before it counts as failed [default: 10s].
+    #[arg(long, env = "DURE_S3_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub s3_request_timeout: Option<String>,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -144,7 +181,20 @@ const FILE_KEYS: &[&str] = &[
     "idle_unload",
     "commit_interval",
     "compact_after_entries",
+    "s3_bucket",
+    "s3_prefix",
+    "s3_region",
+    "s3_endpoint",
+    "s3_path_style",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "s3_secret_access_key_file",
+    "s3_request_timeout",
 ];
+
+/// Default `commit_interval` on S3: each write is a billed request, so batch for up to this
+/// long (at most 4 log writes per second per active document).
+const S3_DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(250);
 
 fn invalid(setting: &'static str, value: &str, reason: impl ToString) -> ConfigError {
     ConfigError::Invalid {
@@ -164,7 +214,19 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         .parse()
         .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
     let mut out = BTreeMap::new();
+    // `[s3] bucket = "x"` is the same as `s3_bucket = "x"`.
+    let mut flat = Vec::new();
     for (key, value) in table {
+        match value {
+            toml::Value::Table(inner) => {
+                for (k, v) in inner {
+                    flat.push((format!("{key}_{k}"), v));
+                }
+            }
+            other => flat.push((key, other)),
+        }
+    }
+    for (key, value) in flat {
         if !FILE_KEYS.contains(&key.as_str()) {
             return Err(file_err(format!(
                 "unknown setting `{key}` (known: {})",
@@ -229,6 +291,83 @@ where
 }
 
 impl Cli {
+    fn s3_config(&self, file: &BTreeMap<String, String>) -> Result<S3Config, ConfigError> {
+        let get =
+            |flag: &Option<String>, key: &str| flag.clone().or_else(|| file.get(key).cloned());
+        let bucket = get(&self.s3_bucket, "s3_bucket")
+            .filter(|b| !b.trim().is_empty())
+            .ok_or_else(|| invalid("s3_bucket", "", "required when storage = \"s3\""))?;
+        let mut cfg = S3Config::new(bucket.trim());
+        cfg.prefix = get(&self.s3_prefix, "s3_prefix").filter(|p| !p.trim_matches('/').is_empty());
+        if let Some(region) = get(&self.s3_region, "s3_region") {
+            cfg.region = region;
+        }
+        if let Some(endpoint) = get(&self.s3_endpoint, "s3_endpoint") {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(invalid(
+                    "s3_endpoint",
+                    &endpoint,
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            cfg.endpoint = Some(endpoint);
+        }
+        if let Some(v) = get(&self.s3_path_style, "s3_path_style") {
+            cfg.path_style = match v.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(invalid("s3_path_style", &v, "expected true or false")),
+            };
+        }
+        if let Some(v) = get(&self.s3_request_timeout, "s3_request_timeout") {
+            cfg.request_timeout = duration("s3_request_timeout", &v)?;
+        } else {
+            cfg.request_timeout = Duration::from_secs(10);
+        }
+        let secret = match (
+            get(&self.s3_secret_access_key, "s3_secret_access_key"),
+            get(&self.s3_secret_access_key_file, "s3_secret_access_key_file"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "s3_secret_access_key",
+                    "<redacted>",
+                    "set either s3_secret_access_key or s3_secret_access_key_file, not both",
+                ));
+            }
+            (Some(v), None) => Some(v),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                    .map_err(|e| invalid("s3_secret_access_key_file", &path, e))?,
+            ),
+            (None, None) => None,
+        };
+        cfg.credentials = match (get(&self.s3_access_key_id, "s3_access_key_id"), secret) {
+            (Some(id), Some(secret)) => S3Credentials::Static {
+                access_key_id: id,
+                secret_access_key: Secret::new(secret),
+                session_token: None,
+            },
+            (None, None) => S3Credentials::Chain,
+            (Some(id), None) => {
+                return Err(invalid(
+                    "s3_secret_access_key",
+                    "",
+                    format!("missing while s3_access_key_id ({id}) is set"),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "s3_access_key_id",
+                    "",
+                    "missing while a secret access key is set",
+                ));
+            }
+        };
+        Ok(cfg)
+    }
+
     /// Layers file, environment and flags, and validates the result.
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let file = match &self.config {
@@ -264,7 +403,8 @@ impl Cli {
         let storage = match get(&self.storage, "storage").as_deref() {
             None | Some("fs") => StorageBackend::Fs,
             Some("memory") => StorageBackend::Memory,
-            Some(other) => return Err(invalid("storage", other, "expected fs or memory")),
+            Some("s3") => StorageBackend::S3(Box::new(self.s3_config(&file)?)),
+            Some(other) => return Err(invalid("storage", other, "expected fs, memory or s3")),
         };
         let log_format = match get(&self.log_format, "log_format").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -317,8 +457,12 @@ impl Cli {
         if let Some(v) = get(&self.idle_unload, "idle_unload") {
             rooms.idle_unload = duration("idle_unload", &v)?;
         }
-        if let Some(v) = get(&self.commit_interval, "commit_interval") {
-            rooms.commit_interval = duration("commit_interval", &v)?;
+        match get(&self.commit_interval, "commit_interval") {
+            Some(v) => rooms.commit_interval = duration("commit_interval", &v)?,
+            None if matches!(storage, StorageBackend::S3(_)) => {
+                rooms.commit_interval = S3_DEFAULT_COMMIT_INTERVAL;
+            }
+            None => {}
         }
         if let Some(v) = get(&self.compact_after_entries, "compact_after_entries") {
             rooms.compact_after_entries = positive("compact_after_entries", &v)?;
@@ -352,7 +496,7 @@ mod tests {
         let cfg = Cli::default().resolve().expect("defaults valid");
         assert_eq!(cfg.listen, "127.0.0.1:8080".parse().expect("addr"));
         assert_eq!(cfg.data_dir, PathBuf::from("dure-data"));
-        assert_eq!(cfg.storage, StorageBackend::Fs);
+        assert!(matches!(cfg.storage, StorageBackend::Fs));
     }
 
     #[test]
@@ -380,6 +524,69 @@ mod tests {
             let err = cli(&args).resolve().expect_err("invalid");
             assert!(err.to_string().contains(&format!("`{setting}`")), "{err}");
         }
+    }
+
+    #[test]
+    fn s3_settings_from_a_table_and_secret_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cr3t\n").expect("write");
+        let path = dir.path().join("dure.toml");
+        let toml = format!(
+            "storage = \"s3\"\n[s3]\nbucket = \"docs\"\nendpoint = \"http://127.0.0.1:9000\"\npath_style = true\naccess_key_id = \"AKID\"\nsecret_access_key_file = \"{}\"\n",
+            secret.display()
+        );
+        std::fs::write(&path, toml).expect("write");
+        let cfg = cli(&["--config", path.to_str().expect("utf8")])
+            .resolve()
+            .expect("valid");
+        let StorageBackend::S3(s3) = &cfg.storage else {
+            panic!("not s3: {:?}", cfg.storage);
+        };
+        assert_eq!(s3.bucket, "docs");
+        assert!(s3.path_style);
+        match &s3.credentials {
+            S3Credentials::Static {
+                access_key_id,
+                secret_access_key,
+                ..
+            } => {
+                assert_eq!(access_key_id, "AKID");
+                assert_eq!(secret_access_key.expose(), "s3cr3t");
+            }
+            S3Credentials::Chain => panic!("static credentials expected"),
+        }
+        assert!(
+            !format!("{cfg:?}").contains("s3cr3t"),
+            "secret leaked into Debug"
+        );
+        assert_eq!(cfg.rooms.commit_interval, S3_DEFAULT_COMMIT_INTERVAL);
+        let err = cli(&["--storage", "s3"])
+            .resolve()
+            .expect_err("bucket required");
+        assert!(err.to_string().contains("`s3_bucket`"), "{err}");
+        let err = cli(&[
+            "--storage",
+            "s3",
+            "--s3-bucket",
+            "b",
+            "--s3-access-key-id",
+            "x",
+        ])
+        .resolve()
+        .expect_err("secret required");
+        assert!(err.to_string().contains("`s3_secret_access_key`"), "{err}");
+        let err = cli(&[
+            "--storage",
+            "s3",
+            "--s3-bucket",
+            "b",
+            "--s3-endpoint",
+            "minio:9000",
+        ])
+        .resolve()
+        .expect_err("url");
+        assert!(err.to_string().contains("`s3_endpoint`"), "{err}");
     }
 
     #[test]

@@ -38,9 +38,12 @@ pub struct Server {
 impl Server {
     /// Opens the store and binds the listener.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
-        let store = match config.storage {
+        let store = match &config.storage {
             StorageBackend::Fs => Store::new(FsBackend::open(&config.data_dir)?),
             StorageBackend::Memory => Store::memory(),
+            StorageBackend::S3(s3) => {
+                Store::new(dure_storage_s3::S3Backend::connect(s3.as_ref().clone()).await?)
+            }
         };
         Self::bind_with_store(config, store).await
     }

@@ -5,5 +5,6 @@
 //! - [`jsclient`]: real JS Yjs clients (`yjs` + `y-websocket`) driven through node.
 
 pub mod jsclient;
+pub mod s3;
 pub mod server;
 pub mod yclient;

@@ -39,11 +39,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use yrs::encoding::read::{self, Read};
-use yrs::encoding::write::Write;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{AwarenessUpdate, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
-use yrs::updates::encoder::{Encode, Encoder, EncoderV1};
+use yrs::updates::encoder::Encode;
 use yrs::{
     ClientID, Doc, GetString, OffsetKind, Options, Origin, ReadTxn, StateVector, Text, TextRef,
     Transact, TransactionMut, Update,
@@ -152,60 +151,57 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, read::Error> {
     })
 }
 
-fn encode_with(f: impl FnOnce(&mut EncoderV1)) -> Vec<u8> {
-    let mut encoder = EncoderV1::new();
-    f(&mut encoder);
-    encoder.to_vec()
+/// lib0 varUint: 7 bits per byte, least significant first, high bit = more.
+fn write_var(buf: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        buf.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+/// Message header(s) then a length-prefixed payload, in one exactly sized buffer.
+fn frame_with_payload(tags: &[u64], payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(tags.len() + 10 + payload.len());
+    for &tag in tags {
+        write_var(&mut buf, tag);
+    }
+    write_var(&mut buf, payload.len() as u64);
+    buf.extend_from_slice(payload);
+    buf
 }
 
 /// `0,0,sv`: sync step 1.
 pub fn encode_sync_step1(sv: &StateVector) -> Vec<u8> {
-    let sv = sv.encode_v1();
-    encode_with(|e| {
-        e.write_var(MSG_SYNC);
-        e.write_var(0u8);
-        e.write_buf(&sv);
-    })
+    frame_with_payload(&[MSG_SYNC, 0], &sv.encode_v1())
 }
 
 /// `0,1,update`: sync step 2.
 pub fn encode_sync_step2(update: &[u8]) -> Vec<u8> {
-    encode_with(|e| {
-        e.write_var(MSG_SYNC);
-        e.write_var(1u8);
-        e.write_buf(update);
-    })
+    frame_with_payload(&[MSG_SYNC, 1], update)
 }
 
 /// `0,2,update`: an incremental update.
 pub fn encode_update(update: &[u8]) -> Vec<u8> {
-    encode_with(|e| {
-        e.write_var(MSG_SYNC);
-        e.write_var(2u8);
-        e.write_buf(update);
-    })
+    frame_with_payload(&[MSG_SYNC, 2], update)
 }
 
 /// `1,buf`: an awareness update.
 pub fn encode_awareness(update: &AwarenessUpdate) -> Vec<u8> {
-    let payload = update.encode_v1();
-    encode_with(|e| {
-        e.write_var(MSG_AWARENESS);
-        e.write_buf(&payload);
-    })
+    frame_with_payload(&[MSG_AWARENESS], &update.encode_v1())
 }
 
 /// `3`: query all awareness states.
 pub fn encode_query_awareness() -> Vec<u8> {
-    encode_with(|e| e.write_var(MSG_QUERY_AWARENESS))
+    vec![MSG_QUERY_AWARENESS as u8]
 }
 
 /// `100,n`: a save acknowledgement (what the server sends; useful for fake servers in tests).
 pub fn encode_ack(n: u64) -> Vec<u8> {
-    encode_with(|e| {
-        e.write_var(MSG_ACK);
-        e.write_var(n);
-    })
+    let mut buf = Vec::with_capacity(11);
+    write_var(&mut buf, MSG_ACK);
+    write_var(&mut buf, n);
+    buf
 }
 
 /// Whether a frame is sync step 2 or an update, the frames a save ack counts.
@@ -943,6 +939,15 @@ mod tests {
         assert_eq!(
             upd,
             yrs::sync::Message::Sync(SyncMessage::Update(update)).encode_v1()
+        );
+        assert_eq!(
+            encode_sync_step1(&sv),
+            yrs::sync::Message::Sync(SyncMessage::SyncStep1(sv.clone())).encode_v1()
+        );
+        let big = vec![7u8; 300];
+        assert_eq!(
+            encode_sync_step2(&big),
+            yrs::sync::Message::Sync(SyncMessage::SyncStep2(big.clone())).encode_v1()
         );
         assert_eq!(encode_ack(5), vec![100, 5]);
         assert_eq!(encode_ack(300), vec![100, 0xac, 0x02]);

@@ -3,9 +3,9 @@
 //! A connection to `/ws/doc/{id}` joins room `{id}`; every binary frame it sends is forwarded,
 //! unchanged, to every other connection of the room. No CRDT, no storage, no handshake of its
 //! own. Each frame is shared (reference-counted) among the receivers; each connection has a
-//! writer task that drains a bounded queue, feeding frames and flushing once per batch. A
-//! connection whose queue is full is closed with 1013 (slow reader) rather than stalling the
-//! room.
+//! writer task that drains a bounded queue, feeding frames and flushing once per batch. When a
+//! receiver's queue is full the sender waits for it (backpressure) for up to 5 s, then that
+//! receiver is closed with 1013 (slow reader).
 //!
 //! Usage: `ws-relay --listen 127.0.0.1:PORT [--queue FRAMES]`.
 
@@ -13,11 +13,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
@@ -35,8 +38,20 @@ struct Args {
     queue: usize,
 }
 
+/// How long a sender waits for a member whose queue is full before closing that member.
+const SLOW_READER_GRACE: Duration = Duration::from_secs(5);
+
+/// What a connection's writer is asked to send. Smaller than a tungstenite `Message`: the
+/// queue allocates its slots in blocks, and idle connections should stay small.
+enum Out {
+    /// A frame shared by every receiver (`Bytes` is reference-counted).
+    Frame(Bytes),
+    /// Close with 1013 (the queue was full).
+    CloseSlow,
+}
+
 /// What a room holds for one member: where to push frames for it.
-type Peers = HashMap<u64, mpsc::Sender<Message>>;
+type Peers = HashMap<u64, mpsc::Sender<Out>>;
 
 #[derive(Default)]
 struct Rooms {
@@ -49,7 +64,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Rooms {
-    fn join(&self, room: &str, conn: u64, tx: mpsc::Sender<Message>) -> Arc<Mutex<Peers>> {
+    fn join(&self, room: &str, conn: u64, tx: mpsc::Sender<Out>) -> Arc<Mutex<Peers>> {
         let peers = lock(&self.rooms)
             .entry(room.to_owned())
             .or_default()
@@ -75,8 +90,8 @@ impl Rooms {
 fn ws_config() -> WebSocketConfig {
     // tungstenite allocates the read buffer eagerly: keep idle connections small.
     WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(8 * 1024)
+        .read_buffer_size(2 * 1024)
+        .write_buffer_size(2 * 1024)
 }
 
 fn room_of(path: &str) -> Option<String> {
@@ -111,19 +126,25 @@ async fn serve(tcp: TcpStream, conn: u64, rooms: Arc<Rooms>, queue: usize) {
     };
     let Some(room) = room else { return };
     let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(queue);
+    let (tx, mut rx) = mpsc::channel::<Out>(queue);
     let peers = rooms.join(&room, conn, tx.clone());
 
     let writer = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(64);
+        let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 256).await > 0 {
-            for frame in batch.drain(..) {
-                let last = matches!(frame, Message::Close(_));
-                if sink.feed(frame).await.is_err() {
-                    return;
-                }
-                if last {
-                    let _ = sink.flush().await;
+            for out in batch.drain(..) {
+                let message = match out {
+                    Out::Frame(bytes) => Message::Binary(bytes),
+                    Out::CloseSlow => {
+                        let frame = CloseFrame {
+                            code: CloseCode::Again,
+                            reason: "slow reader".into(),
+                        };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        return;
+                    }
+                };
+                if sink.feed(message).await.is_err() {
                     return;
                 }
             }
@@ -133,20 +154,35 @@ async fn serve(tcp: TcpStream, conn: u64, rooms: Arc<Rooms>, queue: usize) {
         }
     });
 
-    let mut slow = Vec::new();
+    let mut full = Vec::new();
     while let Some(Ok(msg)) = stream.next().await {
         match msg {
-            Message::Binary(_) => {
-                let mut members = lock(&peers);
-                for (&id, peer) in members.iter() {
-                    if id != conn && peer.try_send(msg.clone()).is_err() {
-                        slow.push(id);
+            Message::Binary(bytes) => {
+                {
+                    let mut members = lock(&peers);
+                    let mut gone = Vec::new();
+                    for (&id, peer) in members.iter() {
+                        if id == conn {
+                            continue;
+                        }
+                        match peer.try_send(Out::Frame(bytes.clone())) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(out)) => full.push((id, peer.clone(), out)),
+                            Err(TrySendError::Closed(_)) => gone.push(id),
+                        }
+                    }
+                    for id in gone {
+                        members.remove(&id);
                     }
                 }
-                // A full (or finished) member leaves the room so it gets nothing more.
-                for id in slow.drain(..) {
-                    if let Some(peer) = members.remove(&id) {
-                        close_slow(peer);
+                // Backpressure: this sender waits (without the room lock) for a full member,
+                // up to a grace period; then that member leaves the room and is closed.
+                for (id, peer, out) in full.drain(..) {
+                    if peer.send_timeout(out, SLOW_READER_GRACE).await.is_err() {
+                        let removed = lock(&peers).remove(&id);
+                        if let Some(peer) = removed {
+                            close_slow(peer);
+                        }
                     }
                 }
             }
@@ -163,13 +199,9 @@ async fn serve(tcp: TcpStream, conn: u64, rooms: Arc<Rooms>, queue: usize) {
 
 /// Closes a connection whose queue is full and which has left its room. The close frame
 /// cannot jump the full queue, so a task sends it once there is room.
-fn close_slow(peer: mpsc::Sender<Message>) {
+fn close_slow(peer: mpsc::Sender<Out>) {
     tokio::spawn(async move {
-        let frame = CloseFrame {
-            code: CloseCode::Again,
-            reason: "slow reader".into(),
-        };
-        let _ = peer.send(Message::Close(Some(frame))).await;
+        let _ = peer.send(Out::CloseSlow).await;
     });
 }
 
@@ -186,7 +218,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning.
                 eprintln!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };

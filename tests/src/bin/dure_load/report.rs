@@ -44,6 +44,19 @@ impl Results {
         self.get(scenario, target, path).and_then(Value::as_f64)
     }
 
+    /// A parameter of a scenario, from whichever run recorded it.
+    fn param(&self, scenario: &str, key: &str) -> Option<f64> {
+        ["dure", "relay", "dure-ack"]
+            .iter()
+            .find_map(|t| self.num(scenario, t, &[key]))
+    }
+
+    /// A parameter formatted as an integer with thousands separators, or `default`.
+    fn count(&self, scenario: &str, key: &str, default: &str) -> String {
+        self.param(scenario, key)
+            .map_or(default.to_owned(), |v| thousands(v.round() as u64))
+    }
+
     fn has(&self, scenario: &str, target: &str) -> bool {
         self.0
             .contains_key(&(scenario.to_owned(), target.to_owned()))
@@ -66,6 +79,18 @@ fn parse(text: &str) -> Results {
         map.insert((s.to_owned(), t.to_owned()), v);
     }
     Results(map)
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn fmt(v: Option<f64>, unit: &str) -> String {
@@ -91,6 +116,25 @@ fn verdict(value: Option<f64>, limit: f64) -> &'static str {
         Some(_) => "❌",
         None => "–",
     }
+}
+
+/// One line of the targets table.
+fn row(
+    md: &mut String,
+    name: &str,
+    target: &str,
+    dure: Option<f64>,
+    relay: Option<f64>,
+    unit: &str,
+    ok: &str,
+) {
+    let _ = writeln!(
+        md,
+        "| {name} | {target} | {} | {} | {} | {ok} |",
+        fmt(dure, unit),
+        fmt(relay, unit),
+        ratio(dure, relay)
+    );
 }
 
 fn machine() -> String {
@@ -162,18 +206,29 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
         "| Figure | Target | Dure | Relay (floor) | Dure / relay | Met |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|");
-    let mut row = |name: &str, target: &str, d: Option<f64>, rl: Option<f64>, unit: &str, ok| {
-        let _ = writeln!(
-            md,
-            "| {name} | {target} | {} | {} | {} | {ok} |",
-            fmt(d, unit),
-            fmt(rl, unit),
-            ratio(d, rl)
-        );
-    };
+    let hot = format!(
+        "Hot room ({} clients × {} updates/s)",
+        r.count("hot-room", "clients_per_room", "50"),
+        r.count("hot-room", "rate", "10")
+    );
+    let many = format!(
+        "{} rooms × {} clients × {} update/s",
+        r.count("many-rooms", "rooms", "500"),
+        r.count("many-rooms", "clients_per_room", "2"),
+        r.count("many-rooms", "rate", "1")
+    );
+    let idle_n = r.count("idle", "connections", "10,000");
+    let storm = format!(
+        "Connect storm ({} clients, {} KB doc)",
+        r.count("connect-storm", "clients", "200"),
+        r.param("connect-storm", "bytes")
+            .map_or("100".into(), |b| format!("{:.0}", b / 1024.0))
+    );
+    let frames = r.count("trace-replay", "frames", "259,778");
     let (d, rl) = (p99("hot-room", "dure"), p99("hot-room", "relay"));
     row(
-        "Hot room (50 clients × 10 updates/s): update latency p99",
+        &mut md,
+        &format!("{hot}: update latency p99"),
         "≤ 6 ms",
         d,
         rl,
@@ -182,6 +237,7 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     );
     let (d, rl) = (cpu("hot-room", "dure"), cpu("hot-room", "relay"));
     row(
+        &mut md,
         "Hot room: server CPU",
         "≤ 10% of one core",
         d,
@@ -190,10 +246,17 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
         verdict(d, 10.0),
     );
     let (d, rl) = (lost("hot-room", "dure"), lost("hot-room", "relay"));
-    row("Hot room: lost deliveries", "0", d, rl, "", verdict(d, 0.0));
+    let _ = writeln!(
+        md,
+        "| Hot room: lost deliveries | 0 | {} | {} | – | {} |",
+        d.map_or("–".into(), |v| thousands(v as u64)),
+        rl.map_or("–".into(), |v| thousands(v as u64)),
+        verdict(d, 0.0)
+    );
     let (d, rl) = (p99("many-rooms", "dure"), p99("many-rooms", "relay"));
     row(
-        "500 rooms × 2 clients × 1 update/s: latency p99",
+        &mut md,
+        &format!("{many}: latency p99"),
         "≤ 2 ms",
         d,
         rl,
@@ -202,6 +265,7 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     );
     let d = r.num("hot-room", "dure-ack", &["ack_latency_ms", "p99"]);
     row(
+        &mut md,
         "Hot room with `ack=1`: send-to-saved-ack p99",
         "≤ 50 ms",
         d,
@@ -211,7 +275,8 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     );
     let (d, rl) = (idle("dure"), idle("relay"));
     row(
-        "10,000 idle connections: server memory per connection",
+        &mut md,
+        &format!("{idle_n} idle connections: server memory per connection"),
         "≤ 8 KiB",
         d,
         rl,
@@ -220,7 +285,8 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     );
     let d = r.num("connect-storm", "dure", &["sync_ms", "p99"]);
     row(
-        "Connect storm (200 clients, 100 KB doc): connect-to-synced p99",
+        &mut md,
+        &format!("{storm}: connect-to-synced p99"),
         "≤ 100 ms",
         d,
         None,
@@ -233,7 +299,8 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
         .and_then(Value::as_bool);
     let rl = r.num("trace-replay", "relay", &["replay_seconds"]);
     row(
-        "Trace replay (automerge-paper, 259,778 updates): first send to equal text",
+        &mut md,
+        &format!("Trace replay (automerge-paper, {frames} updates): first send to equal text"),
         "≤ 3 s, equal text",
         d,
         rl,
@@ -246,6 +313,7 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     );
     let d = r.num("load-time", "dure", &["load_ms"]);
     row(
+        &mut md,
         "Load of that document after a restart: connect to full text",
         "≤ 50 ms",
         d,
@@ -294,7 +362,7 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     );
 
     let _ = writeln!(md, "## Details\n");
-    for (scenario, title) in [("hot-room", "Hot room"), ("many-rooms", "500 rooms")] {
+    for (scenario, title) in [("hot-room", hot.as_str()), ("many-rooms", many.as_str())] {
         let _ = writeln!(md, "### {title}\n");
         let _ = writeln!(
             md,
@@ -407,27 +475,35 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     let _ = writeln!(md, "## What each scenario does\n");
     let _ = writeln!(
         md,
-        "- **hot-room**: 1 document, 50 clients, each typing 1-3 characters at a random position \
-         10 times a second into its own yrs doc (kept in sync by what it receives), one update \
-         frame per keystroke burst. 3 s warm-up, then a 20 s window. Latency is from the \
-         sender's edit to each other client decoding the update (keyed by client id and clock, \
-         so it works on the relay's unchanged bytes too); every update must reach all 49 \
-         others. Server CPU is utime+stime from `/proc/PID/stat` over the window. With `ack=1` \
-         the same run also times each update frame to the save ack covering it.\n\
-         - **many-rooms**: the same with 500 documents × 2 clients × 1 update/s.\n\
-         - **idle**: 10,000 connections over 1,000 documents, opened 128 at a time, each waiting \
+        "- **hot-room**: 1 document, {} clients, each typing 1-3 characters {} times a second \
+         into its own yrs doc (kept in sync by what it receives), one update frame per \
+         keystroke burst, at a cursor near the start of the text that moves as it types and \
+         sometimes jumps. {} s warm-up, then a {} s window. Latency is from the sender's edit \
+         to each other client decoding the update (keyed by client id and clock, so it works on \
+         the relay's unchanged bytes too); every update must reach every other client. Server \
+         CPU is utime+stime from `/proc/PID/stat` over the window. With `ack=1` the same run \
+         also times each update frame to the save ack covering it.\n\
+         - **many-rooms**: the same with {many}.\n\
+         - **idle**: {idle_n} connections over {} documents, opened 128 at a time, each waiting \
          for sync step 2 (on the relay: for the WebSocket handshake); server RSS \
          (`/proc/PID/status`) after 10 warm-up connections versus with all connections held.\n\
-         - **connect-storm**: one document seeded with 100 KB of text (10 updates, waited for \
-         their save ack); then 200 clients connect at once; each is timed from connect start \
-         to having the full text.\n\
+         - **connect-storm**: one document seeded with {} bytes of text (10 updates, waited for \
+         their save ack); then {} clients connect at once; each is timed from connect start to \
+         having the full text.\n\
          - **trace-replay**: the updates of a real editing trace are generated up front from a \
          local yrs doc (one per trace transaction, not timed); one client sends them all, one \
          frame each, as fast as the socket takes them, while a second client on the same \
          document receives; timed from the first send to the receiver's text equalling the \
          trace's `endContent`.\n\
          - **load-time**: the server is restarted on the same data directory; one client \
-         connects to the replayed document; timed from connect start to the full text.\n"
+         connects to the replayed document; timed from connect start to the full text.\n",
+        r.count("hot-room", "clients_per_room", "50"),
+        r.count("hot-room", "rate", "10"),
+        r.count("hot-room", "warmup", "3"),
+        r.count("hot-room", "seconds", "20"),
+        r.count("idle", "docs", "1,000"),
+        r.count("connect-storm", "bytes", "102,400"),
+        r.count("connect-storm", "clients", "200"),
     );
 
     let _ = writeln!(md, "## Credits\n");

@@ -345,6 +345,7 @@ pub async fn run(scenario: &str, args: RoomArgs, shape: Shape) -> Res<()> {
     fields.insert("clients_per_room".into(), shape.clients.into());
     fields.insert("rate".into(), shape.rate.into());
     fields.insert("seconds".into(), args.seconds.into());
+    fields.insert("warmup".into(), args.warmup.into());
     fields.insert("sent".into(), sent.into());
     fields.insert("expected_deliveries".into(), expected.into());
     fields.insert("delivered".into(), delivered.into());

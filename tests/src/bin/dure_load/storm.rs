@@ -108,6 +108,7 @@ pub async fn run(args: StormArgs) -> Res<()> {
     // The storm: every task connects when all are ready.
     let barrier = Arc::new(Barrier::new(args.clients));
     let cpu = CpuWindow::start(target.server_pid);
+    let own_cpu = CpuWindow::start_self();
     let tasks: Vec<_> = (0..args.clients)
         .map(|_| {
             let barrier = barrier.clone();
@@ -140,6 +141,7 @@ pub async fn run(args: StormArgs) -> Res<()> {
         }
     }
     let cpu_pct = cpu.and_then(|c| c.percent());
+    let own_cpu_pct = own_cpu.and_then(|c| c.percent());
     let summary = samples.summary();
     println!(
         "{} of {} clients synced; connect-to-full-text {}",
@@ -150,6 +152,12 @@ pub async fn run(args: StormArgs) -> Res<()> {
     for f in failures.iter().take(5) {
         println!("  failure: {f}");
     }
+    let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}%"));
+    println!(
+        "during the storm: server CPU {}, load generator CPU {} (of one core)",
+        pct(cpu_pct),
+        pct(own_cpu_pct)
+    );
     close_all(&clients).await;
     seeder.close().await?;
 
@@ -162,6 +170,10 @@ pub async fn run(args: StormArgs) -> Res<()> {
     fields.insert(
         "server_cpu_pct".into(),
         cpu_pct.map_or(serde_json::Value::Null, |v| round3(v).into()),
+    );
+    fields.insert(
+        "loadgen_cpu_pct".into(),
+        own_cpu_pct.map_or(serde_json::Value::Null, |v| round3(v).into()),
     );
     fields.insert("ok".into(), failures.is_empty().into());
     print_result("connect-storm", target, fields);

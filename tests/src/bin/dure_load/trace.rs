@@ -4,7 +4,7 @@
 //! Trace format (see `shared/data/traces/README.md`): gzip JSON
 //! `{startContent, endContent, txns: [{patches: [[pos, del, ins], ...]}]}`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,57 @@ fn generate(trace: &Trace) -> Res<(Vec<Vec<u8>>, u32)> {
     Ok((updates, final_clock))
 }
 
+/// Generating the updates takes yrs about 20 s here (it finds each index by walking the text),
+/// so they are kept in the temp directory, keyed by the trace's size and modification time.
+fn cache_path(trace: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(trace).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let name = trace.file_name()?.to_string_lossy();
+    Some(std::env::temp_dir().join(format!(
+        "dure-load-{CACHE_VERSION}-{TRACE_CLIENT}-{name}-{}-{mtime}.updates",
+        meta.len()
+    )))
+}
+
+/// Bumped whenever the generated updates would change.
+const CACHE_VERSION: u32 = 1;
+
+/// Cache format: `final_clock: u32 LE`, then per update `len: u32 LE, bytes`.
+fn write_cache(path: &Path, updates: &[Vec<u8>], final_clock: u32) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(updates.iter().map(|u| u.len() + 4).sum::<usize>() + 4);
+    out.extend_from_slice(&final_clock.to_le_bytes());
+    for u in updates {
+        let len = u32::try_from(u.len()).map_err(std::io::Error::other)?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(u);
+    }
+    // Write then rename, so a concurrent reader never sees half a file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(tmp, path)
+}
+
+fn read_cache(path: &Path) -> Option<(Vec<Vec<u8>>, u32)> {
+    let data = std::fs::read(path).ok()?;
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+    };
+    let final_clock = u32_at(0)?;
+    let mut updates = Vec::new();
+    let mut at = 4;
+    while at < data.len() {
+        let len = u32_at(at)? as usize;
+        updates.push(data.get(at + 4..at + 4 + len)?.to_vec());
+        at += 4 + len;
+    }
+    Some((updates, final_clock))
+}
+
 pub async fn replay(args: TraceArgs) -> Res<()> {
     let target = &args.target;
     let trace: Trace = read_gz_json(&args.trace)?;
@@ -104,11 +155,23 @@ pub async fn replay(args: TraceArgs) -> Res<()> {
     let timeout = Duration::from_secs(args.timeout);
 
     let generated = Instant::now();
-    let (updates, final_clock) = generate(&trace)?;
+    let cache = cache_path(&args.trace);
+    let (updates, final_clock, how) = match cache.as_deref().and_then(read_cache) {
+        Some((updates, clock)) => (updates, clock, "read from the cache"),
+        None => {
+            let (updates, clock) = generate(&trace)?;
+            if let Some(path) = &cache
+                && let Err(e) = write_cache(path, &updates, clock)
+            {
+                println!("  cannot cache the updates in {}: {e}", path.display());
+            }
+            (updates, clock, "generated")
+        }
+    };
     let frames: Vec<Vec<u8>> = updates.iter().map(|u| encode_update(u)).collect();
     let bytes: usize = frames.iter().map(Vec::len).sum();
     println!(
-        "trace-replay against {} ({}): {} frames ({bytes} bytes) from {} generated in {:.2} s; doc {doc}",
+        "trace-replay against {} ({}): {} frames ({bytes} bytes) from {} {how} in {:.2} s; doc {doc}",
         target.label,
         target.url,
         frames.len(),
@@ -262,7 +325,9 @@ pub async fn load_time(args: LoadArgs) -> Res<()> {
                 .lines()
                 .filter(|l| l.starts_with("dure_room_load_seconds"))
             {
-                println!("  {line}");
+                if !line.starts_with("dure_room_load_seconds_bucket") {
+                    println!("  {line}");
+                }
                 let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
                 if line.starts_with("dure_room_load_seconds_sum") {
                     sum = value;
@@ -294,4 +359,60 @@ pub async fn load_time(args: LoadArgs) -> Res<()> {
     fields.insert("ok".into(), equal.into());
     print_result("load-time", target, fields);
     result.map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use yrs::Update;
+    use yrs::updates::decoder::Decode;
+
+    #[test]
+    fn generated_updates_rebuild_the_text_and_survive_the_cache() {
+        let trace = Trace {
+            start_content: "hello".into(),
+            end_content: "hXY world!".into(),
+            txns: vec![
+                Txn {
+                    patches: vec![(5, 0, " world".into())],
+                },
+                Txn {
+                    patches: vec![(1, 4, "XY".into()), (9, 0, "!".into())],
+                },
+            ],
+        };
+        let (updates, final_clock) = generate(&trace).unwrap();
+        assert_eq!(updates.len(), 3);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        write_cache(&path, &updates, final_clock).unwrap();
+        let (cached, clock) = read_cache(&path).unwrap();
+        assert_eq!(
+            (cached.as_slice(), clock),
+            (updates.as_slice(), final_clock)
+        );
+
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("text");
+        for u in cached {
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(&u).unwrap())
+                .unwrap();
+        }
+        assert_eq!(text.get_string(&doc.transact()), trace.end_content);
+    }
+
+    #[test]
+    fn rejects_a_patch_outside_the_text() {
+        let trace = Trace {
+            start_content: String::new(),
+            end_content: String::new(),
+            txns: vec![Txn {
+                patches: vec![(3, 0, "x".into())],
+            }],
+        };
+        assert!(generate(&trace).is_err());
+    }
 }
