@@ -8,12 +8,15 @@
 # Steps, in order (add new ones to STEPS and write a step_NAME function):
 #   node  node >= 18 and npm, from Debian's packages if missing
 #   js    tests/js/node_modules from the committed lockfile (npm ci), if missing or stale
-#   s3    moto's S3 server (pinned) in a Python venv at infra/.venv-moto (about 1.5 min)
-#   s3s   s3s-fs (pinned), the signature-checking S3 server, into infra/.cargo-tools
+#   s3    moto's S3 server (pinned) in a Python venv at $TOOLS/venv-moto (about 1.5 min)
+#   s3s   s3s-fs (pinned), the signature-checking S3 server, into $TOOLS/cargo
 #         (compiled by cargo install: about 8 min on 2 cores)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Test tools live outside the checkout, so that a fresh clone (CI) reuses them: building
+# s3s-fs takes minutes. Override with DURE_TEST_TOOLS (tests/src/s3.rs reads the same).
+TOOLS="${DURE_TEST_TOOLS:-${HOME:-/root}/.cache/dure-test-tools}"
 STEPS=(node js s3 s3s)
 MIN_NODE_MAJOR=18
 MOTO_VERSION=5.2.5
@@ -73,16 +76,16 @@ step_js() {
 }
 
 step_s3() {
-  local venv="$ROOT/infra/.venv-moto" stamp want="moto[server]==$MOTO_VERSION"
+  local venv="$TOOLS/venv-moto" stamp want="moto[server]==$MOTO_VERSION"
   stamp="$venv/.dure-installed"
   if [[ -x $venv/bin/moto_server && -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
-    log "moto $MOTO_VERSION up to date in infra/.venv-moto"
+    log "moto $MOTO_VERSION up to date in $TOOLS/venv-moto"
     return
   fi
   command -v python3 >/dev/null || apt_install python3 python3-venv
   # Debian splits venv/ensurepip into python3-venv.
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
-  log "installing $want into infra/.venv-moto"
+  log "installing $want into $TOOLS/venv-moto"
   python3 -m venv "$venv" || die "python3 -m venv $venv failed"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "$want" \
     || die "pip install $want failed"
@@ -92,10 +95,10 @@ step_s3() {
 }
 
 step_s3s() {
-  local root="$ROOT/infra/.cargo-tools"
+  local root="$TOOLS/cargo"
   if [[ -x $root/bin/s3s-fs ]] \
     && grep -q "\"s3s-fs $S3S_FS_VERSION " "$root/.crates.toml" 2>/dev/null; then
-    log "s3s-fs $S3S_FS_VERSION up to date in infra/.cargo-tools"
+    log "s3s-fs $S3S_FS_VERSION up to date in $TOOLS/cargo"
     return
   fi
   command -v cargo >/dev/null || die "cargo missing: install the Rust toolchain first"

@@ -55,24 +55,29 @@ const START_ATTEMPTS: usize = 3;
 /// Lines of a service's output kept for error messages.
 const LOG_TAIL_LINES: usize = 200;
 
-fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
 /// `moto_server` from the venv that `infra/install-test-deps.sh s3` creates, or
 /// `$DURE_MOTO_SERVER`.
 pub fn moto_server_bin() -> PathBuf {
     std::env::var_os(MOTO_SERVER_ENV)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("infra/.venv-moto/bin/moto_server"))
+        .unwrap_or_else(|| tools_dir().join("venv-moto/bin/moto_server"))
+}
+
+/// Where `infra/install-test-deps.sh` puts test tools: `$DURE_TEST_TOOLS`, else
+/// `~/.cache/dure-test-tools` (outside the checkout, so fresh clones reuse them).
+pub fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DURE_TEST_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join(".cache/dure-test-tools")
 }
 
 /// `s3s-fs` as installed by `infra/install-test-deps.sh s3s`, or `$DURE_S3S_FS`.
 pub fn s3s_fs_bin() -> PathBuf {
     std::env::var_os(S3S_FS_ENV)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("infra/.cargo-tools/bin/s3s-fs"))
+        .unwrap_or_else(|| tools_dir().join("cargo/bin/s3s-fs"))
 }
 
 fn require_bin(path: &Path, what: &str, step: &str, env: &str) -> Result<()> {

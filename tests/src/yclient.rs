@@ -35,6 +35,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -263,6 +265,8 @@ pub struct ConnectOptions {
     pub read_buffer_size: usize,
     /// Called by the reader for every update and ack.
     pub on_event: Option<EventHook>,
+    /// Extra request headers (e.g. `Sec-WebSocket-Protocol` carrying a token, `Cookie`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for ConnectOptions {
@@ -275,6 +279,7 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(10),
             read_buffer_size: 4 * 1024,
             on_event: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -289,6 +294,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_buffer_size", &self.read_buffer_size)
             .field("on_event", &self.on_event.is_some())
+            .field("headers", &self.headers)
             .finish()
     }
 }
@@ -378,8 +384,18 @@ impl YClient {
         } else {
             url.to_owned()
         };
+        let mut request = url.into_client_request()?;
+        for (name, value) in &opts.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+                YError::WebSocket(tokio_tungstenite::tungstenite::Error::HttpFormat(e.into()))
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|e| {
+                YError::WebSocket(tokio_tungstenite::tungstenite::Error::HttpFormat(e.into()))
+            })?;
+            request.headers_mut().append(name, value);
+        }
         let config = WebSocketConfig::default().read_buffer_size(opts.read_buffer_size);
-        let connecting = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         let ws = match tokio::time::timeout(opts.connect_timeout, connecting).await {
             Err(_) => return Err(YError::Timeout("the WebSocket handshake".into())),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
@@ -1074,6 +1090,42 @@ mod tests {
     }
 
     const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn sends_extra_headers_and_reports_http_refusals() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            #[allow(clippy::result_large_err)]
+            let cb = |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+                let token = req.headers().get("x-token").map(|v| v.as_bytes().to_vec());
+                let _ = seen_tx.send(token);
+                Ok(resp)
+            };
+            let _ws = tokio_tungstenite::accept_hdr_async(tcp, cb).await.unwrap();
+            // Refuse the next connection at the HTTP level.
+            let (tcp, _) = listener.accept().await.unwrap();
+            #[allow(clippy::result_large_err)]
+            let refuse = |_: &tokio_tungstenite::tungstenite::handshake::server::Request, _| {
+                let mut err =
+                    tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(None);
+                *err.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+                Err(err)
+            };
+            let _ = tokio_tungstenite::accept_hdr_async(tcp, refuse).await;
+        });
+        let url = format!("ws://{addr}/ws/doc/h");
+        let opts = ConnectOptions {
+            headers: vec![("x-token".into(), "abc".into())],
+            ..Default::default()
+        };
+        let _client = YClient::connect(&url, opts).await.unwrap();
+        assert_eq!(seen_rx.await.unwrap().as_deref(), Some(&b"abc"[..]));
+        let refused = YClient::connect(&url, ConnectOptions::default()).await;
+        assert!(matches!(refused, Err(YError::Http(404))), "{refused:?}");
+    }
 
     #[tokio::test]
     async fn sync_edit_ack_awareness_close() {

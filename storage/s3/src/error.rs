@@ -186,6 +186,10 @@ pub(crate) fn classify_response(
             "the S3 service at {} does not implement what {} needs ({detail}): Dure needs a service with conditional writes (If-None-Match: * and If-Match on PutObject)",
             ctx.endpoint, ctx.op
         )),
+        // The upload was aborted meanwhile (a lifecycle rule, another process): redo it.
+        (_, "NoSuchUpload") => unavailable("the multipart upload vanished"),
+        // OperationAborted and other conflicts: "a conflicting operation is in progress".
+        (409, _) => unavailable("S3 reported a conflicting operation"),
         (500..=599, _) => unavailable("S3 server error"),
         (400, _) => misconfigured(format!(
             "S3 at {} rejected {} as invalid ({detail}): check settings s3.region, s3.endpoint and s3.path_style",
@@ -266,6 +270,8 @@ mod tests {
             (500, Some("InternalError")),
             (502, None),
             (400, Some("RequestTimeout")),
+            (409, Some("OperationAborted")),
+            (404, Some("NoSuchUpload")),
         ] {
             let e = store(classify_response(status, code, None, None, &ctx()));
             assert!(e.is_retryable(), "{status} {code:?}: {e}");

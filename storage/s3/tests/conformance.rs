@@ -2,6 +2,8 @@
 //! (signature checks). Both are started here as child processes; install them with
 //! `infra/install-test-deps.sh s3 s3s`. A missing server fails the test, it never skips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_tungstenite::tungstenite::Message;
@@ -208,7 +208,16 @@ fn close_slow(peer: mpsc::Sender<Out>) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let listener = TcpListener::bind(args.listen).await?;
+    // tokio's `TcpListener::bind` listens with a backlog of 128: a burst of connections (a
+    // connect storm) overflows it and the extra clients retry their SYN a second later.
+    let socket = if args.listen.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(args.listen)?;
+    let listener = socket.listen(4096)?;
     eprintln!("ws-relay listening on {}", listener.local_addr()?);
     let rooms = Arc::new(Rooms::default());
     let next = AtomicU64::new(1);

@@ -324,7 +324,10 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     let _ = writeln!(
         md,
         "\n“–” in the relay column: the scenario needs the server's own sync (the relay keeps no \
-         document), so there is no floor to compare with.\n"
+         document), so there is no floor to compare with. Latencies include the load \
+         generator's own work (every simulated client decodes and applies every update into its \
+         yrs doc) on the same cores as the server: the relay row is the floor this harness can \
+         measure on this machine, and Dure / relay is the figure that travels.\n"
     );
 
     let _ = writeln!(
