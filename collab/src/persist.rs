@@ -33,6 +33,28 @@ pub(crate) enum PersistEvent {
     Foreign { updates: Vec<Bytes> },
 }
 
+/// A log entry not yet merged into a snapshot.
+struct Unmerged {
+    seq: u64,
+    bytes: u64,
+    updates: usize,
+}
+
+impl Unmerged {
+    fn of(entry: &dure_storage::LogEntry) -> Self {
+        Unmerged {
+            seq: entry.seq,
+            bytes: entry.updates.iter().map(|u| u.len() as u64).sum(),
+            updates: entry.updates.len(),
+        }
+    }
+}
+
+/// Loading applies each stored update on its own (about 15 µs each for a fragmented text),
+/// so a document whose log holds more updates than this is compacted even if it has few
+/// entries: its next load then decodes one snapshot instead.
+const COMPACT_AFTER_UPDATES: usize = 20_000;
+
 /// A background compaction: how many objects it merged, if any.
 type Compaction = JoinHandle<Result<Option<usize>, StoreError>>;
 
@@ -43,8 +65,8 @@ pub(crate) struct Worker {
     doc: DocId,
     shared: Arc<Shared>,
     next_seq: u64,
-    /// (seq, bytes) of the entries above the newest snapshot.
-    unmerged: VecDeque<(u64, u64)>,
+    /// The entries above the newest snapshot.
+    unmerged: VecDeque<Unmerged>,
     events: mpsc::UnboundedSender<PersistEvent>,
     /// The running compaction and the sequence number it merges below.
     compaction: Option<(u64, Compaction)>,
@@ -58,11 +80,7 @@ impl Worker {
         loaded: &LoadedLog,
         events: mpsc::UnboundedSender<PersistEvent>,
     ) -> Self {
-        let unmerged = loaded
-            .entries
-            .iter()
-            .map(|e| (e.seq, e.updates.iter().map(|u| u.len() as u64).sum()))
-            .collect();
+        let unmerged = loaded.entries.iter().map(Unmerged::of).collect();
         Worker {
             doc,
             shared,
@@ -75,13 +93,17 @@ impl Worker {
     }
 
     pub(crate) async fn run(mut self, mut jobs: mpsc::Receiver<PersistJob>) {
+        // A document loaded from a long log is compacted right away, not after more edits.
+        self.maybe_compact().await;
         while let Some(job) = jobs.recv().await {
             self.write(job).await;
             self.maybe_compact().await;
         }
-        // A compaction cut short is harmless: it deletes nothing before its snapshot is stored.
+        // Let a running compaction finish so the next load is fast; the shutdown deadline
+        // still bounds it, and one cut short is harmless (it deletes nothing before its
+        // snapshot is stored).
         if let Some((_, task)) = self.compaction.take() {
-            task.abort();
+            let _ = task.await;
         }
         if self.failing {
             self.shared.observer.store_writer_state(false);
@@ -110,7 +132,11 @@ impl Worker {
                         observer.store_writer_state(false);
                         info!(doc = %self.doc, "store reachable again; pending updates written");
                     }
-                    self.unmerged.push_back((self.next_seq, bytes));
+                    self.unmerged.push_back(Unmerged {
+                        seq: self.next_seq,
+                        bytes,
+                        updates: job.updates.len(),
+                    });
                     self.next_seq += 1;
                     let _ = self.events.send(PersistEvent::Done { acks: job.acks });
                     return;
@@ -124,10 +150,7 @@ impl Worker {
                             let mut updates = Vec::new();
                             for e in entries {
                                 self.next_seq = self.next_seq.max(e.seq + 1);
-                                self.unmerged.push_back((
-                                    e.seq,
-                                    e.updates.iter().map(|u| u.len() as u64).sum(),
-                                ));
+                                self.unmerged.push_back(Unmerged::of(&e));
                                 updates.extend(e.updates);
                             }
                             let _ = self.events.send(PersistEvent::Foreign { updates });
@@ -170,7 +193,7 @@ impl Worker {
             let upto = *upto;
             match task.await {
                 Ok(Ok(Some(removed))) => {
-                    self.unmerged.retain(|(seq, _)| *seq >= upto);
+                    self.unmerged.retain(|u| u.seq >= upto);
                     self.shared.observer.compacted(removed);
                 }
                 Ok(Ok(None)) => {}
@@ -182,8 +205,12 @@ impl Worker {
             self.compaction = None;
         }
         let cfg = &self.shared.cfg;
-        let bytes: u64 = self.unmerged.iter().map(|(_, b)| b).sum();
-        if self.unmerged.len() < cfg.compact_after_entries && bytes < cfg.compact_after_bytes {
+        let bytes: u64 = self.unmerged.iter().map(|u| u.bytes).sum();
+        let updates: usize = self.unmerged.iter().map(|u| u.updates).sum();
+        if self.unmerged.len() < cfg.compact_after_entries
+            && bytes < cfg.compact_after_bytes
+            && updates < COMPACT_AFTER_UPDATES
+        {
             return;
         }
         let upto = self.next_seq;
