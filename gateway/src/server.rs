@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::serve::ListenerExt;
 use dure_collab::Rooms;
 use dure_storage::{DocStore, Store, fs::FsBackend};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -50,13 +51,10 @@ impl Server {
 
     /// Like [`Server::bind`] with a given store (tests inject slow or failing stores).
     pub async fn bind_with_store(config: Config, store: Store) -> Result<Self, ServerError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = listen(config.listen).map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let metrics = Arc::new(Metrics::new());
         let rooms = Rooms::new(DocStore::new(store), config.rooms.clone(), metrics.clone());
         let state = AppState {
@@ -88,6 +86,11 @@ impl Server {
     ) -> Result<(), ServerError> {
         let Server { listener, state } = self;
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        // Small frames must leave at once: without TCP_NODELAY, Nagle's algorithm and the
+        // peer's delayed ACK hold a keystroke's update back by up to 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let accepting = state.accepting.clone();
         let serve = tokio::spawn(async move {
@@ -124,3 +127,19 @@ impl Server {
         Ok(())
     }
 }
+
+/// Binds with a listen backlog sized for a room's worth of clients reconnecting at once
+/// (the default of 128 overflows when a few hundred connect together, and the kernel then
+/// makes the extra ones retry their SYN a second later).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+const LISTEN_BACKLOG: u32 = 4096;

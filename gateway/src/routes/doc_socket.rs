@@ -51,7 +51,7 @@ fn close_code(reason: &CloseReason) -> u16 {
     }
 }
 
-const READ_BUFFER: usize = 4096;
+const READ_BUFFER: usize = 2048;
 
 async fn bad_doc_path() -> Response {
     (

@@ -438,12 +438,21 @@ fn render(r: &Results, args: &ReportArgs, machine: &str) -> String {
     let s = |k: &str| fmt(r.num("connect-storm", "dure", &["sync_ms", k]), " ms");
     let _ = writeln!(
         md,
-        "- Connect storm: {} of {} clients synced; connect-to-full-text p50 {}, p99 {}, max {}.",
+        "- Connect storm: {} of {} clients synced; connect-to-full-text p50 {}, p99 {}, max {}; \
+         of which the WebSocket handshake p50 {}, p99 {}.",
         r.num("connect-storm", "dure", &["synced"]).unwrap_or(0.0),
         r.num("connect-storm", "dure", &["clients"]).unwrap_or(0.0),
         s("p50"),
         s("p99"),
-        s("max")
+        s("max"),
+        fmt(
+            r.num("connect-storm", "dure", &["handshake_ms", "p50"]),
+            " ms"
+        ),
+        fmt(
+            r.num("connect-storm", "dure", &["handshake_ms", "p99"]),
+            " ms"
+        ),
     );
     for t in ["relay", "dure"] {
         if !r.has("trace-replay", t) {

@@ -122,18 +122,21 @@ pub async fn run(args: StormArgs) -> Res<()> {
                     ..Default::default()
                 };
                 let client = YClient::connect(&url, opts).await?;
+                let opened = started.elapsed();
                 client.wait_text(&text, timeout).await?;
-                Ok::<_, dure_tests::yclient::YError>((started.elapsed(), client))
+                Ok::<_, dure_tests::yclient::YError>((started.elapsed(), opened, client))
             })
         })
         .collect();
     let mut samples = Samples::default();
+    let mut opened = Samples::default();
     let mut clients = Vec::new();
     let mut failures = Vec::new();
     for t in tasks {
         match t.await {
-            Ok(Ok((took, client))) => {
+            Ok(Ok((took, open, client))) => {
                 samples.push(took);
+                opened.push(open);
                 clients.push(client);
             }
             Ok(Err(e)) => failures.push(e.to_string()),
@@ -143,11 +146,16 @@ pub async fn run(args: StormArgs) -> Res<()> {
     let cpu_pct = cpu.and_then(|c| c.percent());
     let own_cpu_pct = own_cpu.and_then(|c| c.percent());
     let summary = samples.summary();
+    let opened = opened.summary();
     println!(
         "{} of {} clients synced; connect-to-full-text {}",
         clients.len(),
         args.clients,
         fmt_summary(&summary)
+    );
+    println!(
+        "  of which the WebSocket handshake: {}",
+        fmt_summary(&opened)
     );
     for f in failures.iter().take(5) {
         println!("  failure: {f}");
@@ -167,6 +175,7 @@ pub async fn run(args: StormArgs) -> Res<()> {
     fields.insert("synced".into(), clients.len().into());
     fields.insert("failed".into(), failures.len().into());
     fields.insert("sync_ms".into(), summary);
+    fields.insert("handshake_ms".into(), opened);
     fields.insert(
         "server_cpu_pct".into(),
         cpu_pct.map_or(serde_json::Value::Null, |v| round3(v).into()),
