@@ -18,7 +18,9 @@ pub struct RoomConfig {
     /// How long a room with no connections stays loaded.
     pub idle_unload: Duration,
     /// Least time between two log writes of one room (0: write as soon as the previous write
-    /// returned). Raising it batches more per write: fewer requests, later acks.
+    /// returned). Raising it batches more per write: fewer requests, later acks. The default
+    /// of 20 ms keeps "saved" well under 50 ms while a busy room writes at most 50 times a
+    /// second (each write creates and fsyncs a file: the main CPU cost of a busy room).
     pub commit_interval: Duration,
     /// Compact once this many log entries sit above the snapshot.
     pub compact_after_entries: usize,
@@ -37,7 +39,7 @@ impl Default for RoomConfig {
             awareness_rate: 10.0,
             awareness_burst: 30.0,
             idle_unload: Duration::from_secs(30),
-            commit_interval: Duration::ZERO,
+            commit_interval: Duration::from_millis(20),
             compact_after_entries: 500,
             compact_after_bytes: 8 * 1024 * 1024,
             awareness_timeout: Duration::from_secs(60),

@@ -312,6 +312,17 @@ pub async fn load_time(args: LoadArgs) -> Res<()> {
         secs * 1000.0,
         if equal { "equal" } else { "NOT equal" }
     );
+    // What a client downloads to sync this document, and the compact (v2) encoding a
+    // snapshot uses: the reference for "bytes stored per document".
+    let (state_v1, state_v2) = {
+        let txn = client.doc().transact();
+        let empty = yrs::StateVector::default();
+        (
+            txn.encode_state_as_update_v1(&empty).len(),
+            txn.encode_state_as_update_v2(&empty).len(),
+        )
+    };
+    println!("  encoded state: {state_v1} bytes (v1), {state_v2} bytes (v2)");
     client.close().await?;
 
     // The server's own figure, if it exports one.
@@ -351,6 +362,8 @@ pub async fn load_time(args: LoadArgs) -> Res<()> {
     let mut fields = Map::new();
     fields.insert("doc".into(), args.doc.clone().into());
     fields.insert("load_ms".into(), round3(secs * 1000.0).into());
+    fields.insert("state_v1_bytes".into(), state_v1.into());
+    fields.insert("state_v2_bytes".into(), state_v2.into());
     fields.insert("text_equal".into(), equal.into());
     fields.insert(
         "server_room_load_ms".into(),
