@@ -203,6 +203,34 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, St
     Ok((status, body))
 }
 
+/// Runs `dure` to its exit (for start-up failures and `--help`) in `dir`, with `args` and
+/// extra environment; returns the exit code and everything it printed.
+pub fn run_to_exit<S: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    args: &[S],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<(Option<i32>, String), BoxError> {
+    // A dure that wrongly starts would never exit: coreutils' timeout ends it (exit 124).
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.arg("60")
+        .arg(dure_bin()?)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DURE_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.code(), text))
+}
+
 /// A temporary directory for one test's data.
 pub fn temp_dir() -> Result<tempfile::TempDir, BoxError> {
     Ok(tempfile::Builder::new().prefix("dure-test-").tempdir()?)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{T, client, read_text};
 use dure_tests::s3::{MotoServer, S3sFsServer};
-use dure_tests::server::{Dure, dure_bin, temp_dir};
+use dure_tests::server::{Dure, run_to_exit, temp_dir};
 
 fn args(flags: &[String]) -> Vec<&str> {
     flags.iter().map(String::as_str).collect()
@@ -161,21 +161,18 @@ async fn outage_keeps_editing_holds_acks_and_recovers() {
 
 fn start_failure(flags: &[String]) -> String {
     let dir = temp_dir().unwrap();
-    let out = std::process::Command::new(dure_bin().unwrap())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(flags)
-        .env("NO_COLOR", "1")
-        .env_remove("DURE_CONFIG")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !out.status.success(),
+    let data = dir.path().join("data");
+    let mut args = vec![
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--data-dir".to_owned(),
+    ];
+    args.push(data.to_string_lossy().into_owned());
+    args.extend_from_slice(flags);
+    let (code, text) = run_to_exit(dir.path(), &args, &[]).unwrap();
+    assert_ne!(
+        code,
+        Some(0),
         "dure started with broken S3 settings: {text}"
     );
     text

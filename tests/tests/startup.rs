@@ -2,24 +2,10 @@
 //! setting, local mode stays on loopback, one data directory serves one process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
-use dure_tests::server::{Dure, dure_bin, temp_dir};
+use dure_tests::server::{Dure, run_to_exit, temp_dir};
 
 fn run(args: &[&str], dir: &std::path::Path) -> (Option<i32>, String) {
-    let out = Command::new(dure_bin().unwrap())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DURE_CONFIG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    run_to_exit(dir, args, &[]).unwrap()
 }
 
 #[test]
@@ -63,20 +49,19 @@ async fn environment_configures_and_a_second_process_cannot_share_the_data_dir()
     assert!(first.logs().contains("local mode"), "{}", first.logs());
     let (code, body) = first.get("/readyz").await.unwrap();
     assert_eq!(code, 200, "{body}");
-    let out = Command::new(dure_bin().unwrap())
-        .env("DURE_LISTEN", "127.0.0.1:0")
-        .env("DURE_DATA_DIR", &data)
-        .env("NO_COLOR", "1")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !out.status.success(),
+    let no_args: [&str; 0] = [];
+    let (code, text) = run_to_exit(
+        dir.path(),
+        &no_args,
+        &[
+            ("DURE_LISTEN", "127.0.0.1:0".as_ref()),
+            ("DURE_DATA_DIR", data.as_os_str()),
+        ],
+    )
+    .unwrap();
+    assert_ne!(
+        code,
+        Some(0),
         "a second dure on one data directory must not start: {text}"
     );
     assert!(text.contains("in use by another dure process"), "{text}");
