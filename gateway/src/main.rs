@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dure_gateway::config::LogFormat;
+use dure_gateway::config::{LogFormat, StorageBackend};
 use dure_gateway::{Cli, Server};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -49,15 +49,24 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: dure_gateway::Config) -> Result<(), dure_gateway::ServerError> {
-    let data_dir =
-        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let data_dir = match config.storage {
+        StorageBackend::Fs => {
+            Some(std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone()))
+        }
+        StorageBackend::Memory | StorageBackend::S3(_) => None,
+    };
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
     info!(
         version = env!("CARGO_PKG_VERSION"),
         "dure starting in local mode: no identity provider, one local user, loopback only"
     );
-    info!(store = %server.store_description(), data_dir = %data_dir.display(), "documents are stored here");
+    match data_dir {
+        Some(dir) => {
+            info!(store = %server.store_description(), data_dir = %dir.display(), "documents are stored here");
+        }
+        None => info!(store = %server.store_description(), "documents are stored here"),
+    }
     info!("listening on http://{addr} — Yjs clients connect to ws://{addr}/ws/doc/{{doc_id}}");
     server.run(shutdown_signal()).await
 }
