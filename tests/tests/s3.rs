@@ -220,3 +220,55 @@ async fn broken_s3_settings_stop_dure_at_start_with_a_clear_message() {
         "the secret was printed: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_that_cannot_be_loaded_is_refused_never_served_empty() {
+    let moto = moto_with_bucket("dure-refuse").await;
+    let mut flags = moto.dure_flags("dure-refuse");
+    flags.extend(["--s3-request-timeout".to_owned(), "1s".to_owned()]);
+    let dir = temp_dir().unwrap();
+    let dure = Dure::start(&dir.path().join("data"), &args(&flags))
+        .await
+        .unwrap();
+    let writer = client(&dure, "precious", true).await;
+    writer.insert(0, "do not lose me").unwrap();
+    writer.wait_acked(writer.sent_updates(), T).await.unwrap();
+    writer.close().await.unwrap();
+    drop(dure);
+
+    // A fresh server must load the document from the store, which is not answering.
+    let dure = Dure::start(&dir.path().join("data2"), &args(&flags))
+        .await
+        .unwrap();
+    moto.pause().unwrap();
+    let refused =
+        dure_tests::yclient::YClient::connect(&dure.doc_url("precious", false), Default::default())
+            .await
+            .unwrap();
+    let close = refused.wait_closed(T).await.expect("closed");
+    let (code, reason) = close.expect("a close frame with a reason");
+    assert_eq!(code, 1011, "{reason}");
+    assert!(reason.contains("unavailable"), "{reason}");
+    assert_eq!(refused.text(), "", "nothing may be served");
+    moto.resume().unwrap();
+    // Once the store answers, the document is served whole.
+    let deadline = Instant::now() + T;
+    loop {
+        let c = dure_tests::yclient::YClient::connect(
+            &dure.doc_url("precious", false),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        if c.wait_text("do not lose me", Duration::from_secs(3))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "document never served after the store came back"
+        );
+    }
+}
