@@ -20,7 +20,7 @@ mod room;
 
 pub use config::RoomConfig;
 pub use connection::{
-    CloseReason, ConnId, Connection, ConnectionReceiver, ConnectionSender, Outgoing,
+    CloseReason, ConnId, Connection, ConnectionReceiver, ConnectionSender, Outgoing, RoomGone,
 };
 pub use dure_storage::DocId;
 pub use observer::{NoopObserver, Observer};

@@ -20,7 +20,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
 
-use crate::connection::{LeaveGuard, RoomGone};
+use crate::connection::LeaveGuard;
 use crate::persist::{PersistEvent, PersistJob, Worker};
 use crate::presence::{self, Presence};
 use crate::protocol::{self, ClientMessage};
@@ -805,8 +805,8 @@ fn start_lag(state: &mut ConnState, state_vector: StateVector) {
 fn state_vector_before(doc: &Doc, update: Option<&Bytes>) -> StateVector {
     let mut sv = doc.transact().state_vector();
     if let Some(update) = update.and_then(|u| Update::decode_v1(u).ok()) {
-        // Absent clients become 0 in `set_min`'s sense only if present; an absent client in
-        // `sv` already means "everything of it".
+        // Lower each client the update touches to where the update starts. A client the
+        // document has never seen is absent from `sv`, which already means "send all of it".
         for (client, clock) in update.state_vector_lower().iter() {
             if sv.get(client) > 0 {
                 sv.set_min(*client, *clock);
@@ -814,10 +814,4 @@ fn state_vector_before(doc: &Doc, update: Option<&Bytes>) -> StateVector {
         }
     }
     sv
-}
-
-impl From<RoomGone> for JoinError {
-    fn from(_: RoomGone) -> Self {
-        JoinError::Retry
-    }
 }
