@@ -92,11 +92,11 @@ impl Worker {
         }
     }
 
-    pub(crate) async fn run(mut self, mut jobs: mpsc::Receiver<PersistJob>) {
+    pub(crate) async fn run(mut self, mut jobs: mpsc::Receiver<Box<PersistJob>>) {
         // A document loaded from a long log is compacted right away, not after more edits.
         self.maybe_compact().await;
         while let Some(job) = jobs.recv().await {
-            self.write(job).await;
+            self.write(*job).await;
             self.maybe_compact().await;
         }
         // Let a running compaction finish so the next load is fast; the shutdown deadline

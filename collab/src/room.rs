@@ -100,7 +100,8 @@ pub(crate) struct Room {
     batch: Batch,
     in_flight: bool,
     last_commit: Option<Instant>,
-    jobs: Option<mpsc::Sender<PersistJob>>,
+    /// Jobs are boxed: a tokio channel allocates a 32-slot block up front, per room.
+    jobs: Option<mpsc::Sender<Box<PersistJob>>>,
     inbound_tx: mpsc::Sender<Inbound>,
     control_tx: mpsc::UnboundedSender<Control>,
     /// Sync step 2 for an empty state vector (what every fresh client asks for).
@@ -220,7 +221,8 @@ pub(crate) async fn run(id: DocId, generation: u64, shared: Arc<Shared>, mut cha
         shutting_down: false,
         failed: None,
     };
-    let mut frames = Vec::with_capacity(64);
+    // Grows on the first busy moment; an idle room keeps no batch buffer.
+    let mut frames = Vec::new();
     let mut next_tick = Instant::now() + TICK_IDLE;
     loop {
         let commit_at = room.commit_due_at();
@@ -599,11 +601,11 @@ impl Room {
             return;
         }
         let Some(jobs) = &self.jobs else { return };
-        let job = PersistJob {
+        let job = Box::new(PersistJob {
             updates: batch.updates,
             arrivals: batch.arrivals,
             acks,
-        };
+        });
         if jobs.try_send(job).is_ok() {
             self.in_flight = true;
             self.last_commit = Some(Instant::now());
