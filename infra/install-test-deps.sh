@@ -6,7 +6,7 @@
 #   infra/install-test-deps.sh js         # only the named steps
 #
 # Steps, in order (add new ones to STEPS and write a step_NAME function):
-#   node  node >= 18 and npm, from Debian's packages if missing
+#   node  node >= 20 and npm, from Debian's packages if missing
 #   js    tests/js/node_modules from the committed lockfile (npm ci), if missing or stale
 #   s3    moto's S3 server (pinned) in a Python venv at $TOOLS/venv-moto (about 1.5 min)
 #   s3s   s3s-fs (pinned), the signature-checking S3 server, into $TOOLS/cargo
@@ -18,7 +18,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # s3s-fs takes minutes. Override with DURE_TEST_TOOLS (tests/src/s3.rs reads the same).
 TOOLS="${DURE_TEST_TOOLS:-${HOME:-/root}/.cache/dure-test-tools}"
 STEPS=(node js s3 s3s)
-MIN_NODE_MAJOR=18
+# 20: npm oidc-provider 9 (tests/js/idp.mjs, the test OpenID provider) needs node >= 20.18.
+MIN_NODE_MAJOR=20
 MOTO_VERSION=5.2.5
 # Newer s3s-fs versions need a newer rustc than this project's toolchain.
 S3S_FS_VERSION=0.14.1

@@ -157,6 +157,11 @@ impl Rooms {
         self.shared.lock().len()
     }
 
+    /// Whether this document's room is loaded (has connections or is about to unload).
+    pub fn is_loaded(&self, doc: &DocId) -> bool {
+        self.shared.lock().contains_key(doc)
+    }
+
     /// Flushes every room, closes every connection with "restart", and waits for the room
     /// tasks to end, at most `deadline`. Returns false if the deadline passed first.
     pub async fn shutdown(&self, deadline: Duration) -> bool {

@@ -39,6 +39,39 @@ pub struct Config {
     pub ping_interval: Duration,
     pub shutdown_timeout: Duration,
     pub rooms: RoomConfig,
+    /// The address people type, without a trailing slash (`https://docs.example.gov`).
+    pub public_url: String,
+    /// True when `public_url` was not set: it then follows the address actually bound.
+    pub public_url_derived: bool,
+    /// Origins whose pages may use the session cookie (WebSockets and changes).
+    pub allowed_origins: Vec<String>,
+    /// The identity provider; `None` is local mode.
+    pub oidc: Option<OidcConfig>,
+    /// How long a deleted document stays restorable in its owner's trash.
+    pub trash_retention: Duration,
+}
+
+/// Sign-in through an OpenID Connect provider.
+#[derive(Clone, Debug)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    /// Redacted in Debug (openidconnect's secret type).
+    pub client_secret: openidconnect::ClientSecret,
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    /// The ID-token / access-token claim listing the user's groups.
+    pub groups_claim: String,
+    /// The `aud` bearer access tokens must carry.
+    pub audience: String,
+    /// Signature algorithms accepted on access tokens (never taken from the token).
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Members of this group are administrators (audit log).
+    pub admin_group: Option<String>,
+    /// Least time between two JWKS refetches caused by an unknown key id.
+    pub jwks_refetch_interval: Duration,
+    /// Longest a browser session lasts, refreshes included.
+    pub session_max_age: Duration,
 }
 
 impl Config {
@@ -54,6 +87,11 @@ impl Config {
             ping_interval: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             rooms: RoomConfig::default(),
+            public_url: "http://127.0.0.1:8080".into(),
+            public_url_derived: true,
+            allowed_origins: vec!["http://127.0.0.1:8080".into()],
+            oidc: None,
+            trash_retention: Duration::from_secs(30 * 86400),
         }
     }
 }
@@ -162,6 +200,58 @@ pub struct Cli {
     /// Longest one S3 request may take before it counts as failed [default: 10s].
     #[arg(long, env = "DURE_S3_REQUEST_TIMEOUT", value_name = "DURATION")]
     pub s3_request_timeout: Option<String>,
+    /// The URL people open, e.g. https://docs.example.gov; https is required outside
+    /// loopback [default: http://<listen>].
+    #[arg(long, env = "DURE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Comma-separated origins allowed to use the session cookie [default: the origin of
+    /// public_url].
+    #[arg(long, env = "DURE_ALLOWED_ORIGINS", value_name = "ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// How long deleted documents stay restorable [default: 30d].
+    #[arg(long, env = "DURE_TRASH_RETENTION", value_name = "DURATION")]
+    pub trash_retention: Option<String>,
+    /// OpenID Connect issuer URL; setting it turns sign-in on (no more local mode).
+    #[arg(long, env = "DURE_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// OAuth client id registered at the provider.
+    #[arg(long, env = "DURE_OIDC_CLIENT_ID", value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+    /// Client secret (prefer oidc-client-secret-file).
+    #[arg(
+        long,
+        env = "DURE_OIDC_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// File holding the client secret.
+    #[arg(long, env = "DURE_OIDC_CLIENT_SECRET_FILE", value_name = "PATH")]
+    pub oidc_client_secret_file: Option<String>,
+    /// Redirect URL registered at the provider [default: <public_url>/auth/callback].
+    #[arg(long, env = "DURE_OIDC_REDIRECT_URL", value_name = "URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// Space-separated scopes [default: "openid profile email"].
+    #[arg(long, env = "DURE_OIDC_SCOPES", value_name = "SCOPES")]
+    pub oidc_scopes: Option<String>,
+    /// Claim that lists the user's groups [default: groups].
+    #[arg(long, env = "DURE_OIDC_GROUPS_CLAIM", value_name = "CLAIM")]
+    pub oidc_groups_claim: Option<String>,
+    /// Audience (`aud`) required in bearer access tokens [default: the client id].
+    #[arg(long, env = "DURE_OIDC_AUDIENCE", value_name = "AUD")]
+    pub oidc_audience: Option<String>,
+    /// Comma-separated JWS algorithms accepted on access tokens [default: RS256].
+    #[arg(long, env = "DURE_OIDC_ALGORITHMS", value_name = "ALGS")]
+    pub oidc_algorithms: Option<String>,
+    /// Least time between JWKS refetches triggered by an unknown key id [default: 10s].
+    #[arg(long, env = "DURE_OIDC_JWKS_REFETCH_INTERVAL", value_name = "DURATION")]
+    pub oidc_jwks_refetch_interval: Option<String>,
+    /// Longest a browser session lasts, refreshes included [default: 12h].
+    #[arg(long, env = "DURE_SESSION_MAX_AGE", value_name = "DURATION")]
+    pub session_max_age: Option<String>,
+    /// Group whose members are administrators (read the audit log).
+    #[arg(long, env = "DURE_ADMIN_GROUP", value_name = "GROUP")]
+    pub admin_group: Option<String>,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -190,6 +280,21 @@ const FILE_KEYS: &[&str] = &[
     "s3_secret_access_key",
     "s3_secret_access_key_file",
     "s3_request_timeout",
+    "public_url",
+    "allowed_origins",
+    "trash_retention",
+    "oidc_issuer",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "oidc_client_secret_file",
+    "oidc_redirect_url",
+    "oidc_scopes",
+    "oidc_groups_claim",
+    "oidc_audience",
+    "oidc_algorithms",
+    "oidc_jwks_refetch_interval",
+    "session_max_age",
+    "admin_group",
 ];
 
 /// Default `commit_interval` on S3: each write is a billed request, so batch for up to this
@@ -388,7 +493,8 @@ impl Cli {
                 format!("not an address like 127.0.0.1:8080: {e}"),
             )
         })?;
-        if !listen.ip().is_loopback() {
+        let oidc_on = get(&self.oidc_issuer, "oidc_issuer").is_some_and(|v| !v.trim().is_empty());
+        if !listen.ip().is_loopback() && !oidc_on {
             return Err(invalid(
                 "listen",
                 &listen_s,
@@ -467,6 +573,49 @@ impl Cli {
         if let Some(v) = get(&self.compact_after_entries, "compact_after_entries") {
             rooms.compact_after_entries = positive("compact_after_entries", &v)?;
         }
+        let public_url_derived = get(&self.public_url, "public_url").is_none();
+        let public_url = match get(&self.public_url, "public_url") {
+            Some(v) => parse_public_url(&v)?,
+            None if oidc_on => {
+                return Err(invalid(
+                    "public_url",
+                    "",
+                    "required with an identity provider: the https URL people open, e.g. https://docs.example.gov",
+                ));
+            }
+            None => format!("http://{listen}"),
+        };
+        let allowed_origins = match get(&self.allowed_origins, "allowed_origins") {
+            Some(v) => v
+                .split(',')
+                .map(|o| parse_origin(o.trim()))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => default_origins(&public_url),
+        };
+        let trash_retention = match get(&self.trash_retention, "trash_retention") {
+            Some(v) => duration("trash_retention", &v)?,
+            None => Duration::from_secs(30 * 86400),
+        };
+        let oidc = if oidc_on {
+            Some(self.oidc_config(&file, &public_url)?)
+        } else {
+            for (set, name) in [
+                (
+                    get(&self.oidc_client_id, "oidc_client_id"),
+                    "oidc_client_id",
+                ),
+                (get(&self.admin_group, "admin_group"), "admin_group"),
+            ] {
+                if set.is_some() {
+                    return Err(invalid(
+                        name,
+                        "",
+                        "set, but oidc_issuer is not: set the issuer to turn sign-in on",
+                    ));
+                }
+            }
+            None
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -477,8 +626,189 @@ impl Cli {
             ping_interval,
             shutdown_timeout,
             rooms,
+            public_url,
+            public_url_derived,
+            allowed_origins,
+            oidc,
+            trash_retention,
         })
     }
+
+    fn oidc_config(
+        &self,
+        file: &BTreeMap<String, String>,
+        public_url: &str,
+    ) -> Result<OidcConfig, ConfigError> {
+        let get =
+            |flag: &Option<String>, key: &str| flag.clone().or_else(|| file.get(key).cloned());
+        let issuer = get(&self.oidc_issuer, "oidc_issuer")
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let issuer_url = url::Url::parse(&issuer)
+            .map_err(|e| invalid("oidc_issuer", &issuer, format!("not a URL: {e}")))?;
+        let loopback = matches!(
+            issuer_url.host_str(),
+            Some("127.0.0.1" | "localhost" | "[::1]")
+        );
+        if issuer_url.scheme() != "https" && !(issuer_url.scheme() == "http" && loopback) {
+            return Err(invalid(
+                "oidc_issuer",
+                &issuer,
+                "must be an https:// URL (http only on loopback)",
+            ));
+        }
+        let client_id = get(&self.oidc_client_id, "oidc_client_id")
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| invalid("oidc_client_id", "", "required with oidc_issuer"))?;
+        let secret = match (
+            get(&self.oidc_client_secret, "oidc_client_secret"),
+            get(&self.oidc_client_secret_file, "oidc_client_secret_file"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "oidc_client_secret",
+                    "<redacted>",
+                    "set either oidc_client_secret or oidc_client_secret_file, not both",
+                ));
+            }
+            (Some(v), None) => v,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|e| invalid("oidc_client_secret_file", &path, e))?,
+            (None, None) => {
+                return Err(invalid(
+                    "oidc_client_secret",
+                    "",
+                    "required with oidc_issuer (or oidc_client_secret_file)",
+                ));
+            }
+        };
+        if secret.is_empty() {
+            return Err(invalid("oidc_client_secret", "", "must not be empty"));
+        }
+        let redirect_url = match get(&self.oidc_redirect_url, "oidc_redirect_url") {
+            Some(v) => {
+                url::Url::parse(&v).map_err(|e| invalid("oidc_redirect_url", &v, e))?;
+                v
+            }
+            None => format!("{public_url}/auth/callback"),
+        };
+        let scopes: Vec<String> = get(&self.oidc_scopes, "oidc_scopes")
+            .unwrap_or_else(|| "openid profile email".into())
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(invalid(
+                "oidc_scopes",
+                &scopes.join(" "),
+                "must include openid",
+            ));
+        }
+        let algorithms = get(&self.oidc_algorithms, "oidc_algorithms")
+            .unwrap_or_else(|| "RS256".into())
+            .split(',')
+            .map(|a| {
+                let a = a.trim();
+                match a {
+                    "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256"
+                    | "ES384" | "EdDSA" => a
+                        .parse::<jsonwebtoken::Algorithm>()
+                        .map_err(|e| invalid("oidc_algorithms", a, e)),
+                    _ => Err(invalid(
+                        "oidc_algorithms",
+                        a,
+                        "expected asymmetric algorithms such as RS256, PS256, ES256, EdDSA",
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let jwks_refetch_interval = match get(
+            &self.oidc_jwks_refetch_interval,
+            "oidc_jwks_refetch_interval",
+        ) {
+            Some(v) => duration("oidc_jwks_refetch_interval", &v)?,
+            None => Duration::from_secs(10),
+        };
+        let session_max_age = match get(&self.session_max_age, "session_max_age") {
+            Some(v) => duration("session_max_age", &v)?,
+            None => Duration::from_secs(12 * 3600),
+        };
+        if session_max_age < Duration::from_secs(1) {
+            return Err(invalid(
+                "session_max_age",
+                &format!("{session_max_age:?}"),
+                "must be at least 1s",
+            ));
+        }
+        Ok(OidcConfig {
+            issuer,
+            audience: get(&self.oidc_audience, "oidc_audience")
+                .unwrap_or_else(|| client_id.clone()),
+            client_id,
+            client_secret: openidconnect::ClientSecret::new(secret),
+            redirect_url,
+            scopes,
+            groups_claim: get(&self.oidc_groups_claim, "oidc_groups_claim")
+                .unwrap_or_else(|| "groups".into()),
+            algorithms,
+            admin_group: get(&self.admin_group, "admin_group").filter(|g| !g.is_empty()),
+            jwks_refetch_interval,
+            session_max_age,
+        })
+    }
+}
+
+/// `scheme://host[:port]` without a trailing slash; https outside loopback, so that the
+/// session cookie can be Secure.
+fn parse_public_url(v: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(v.trim()).map_err(|e| invalid("public_url", v, e))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(invalid(
+                "public_url",
+                v,
+                "must be https:// outside loopback (session cookies are Secure); terminate TLS in front of dure",
+            ));
+        }
+        _ => return Err(invalid("public_url", v, "must be an http(s) URL")),
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(invalid(
+            "public_url",
+            v,
+            "must be an origin like https://docs.example.gov (dure is served at the root)",
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// The public URL's origin, and on loopback also its `localhost` twin (the same server is
+/// reachable as both).
+pub fn default_origins(public_url: &str) -> Vec<String> {
+    let mut origins = vec![public_url.to_owned()];
+    if let Some(rest) = public_url.strip_prefix("http://127.0.0.1:") {
+        origins.push(format!("http://localhost:{rest}"));
+    }
+    origins
+}
+
+fn parse_origin(v: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(v).map_err(|e| invalid("allowed_origins", v, e))?;
+    let origin = url.origin().ascii_serialization();
+    if origin == "null" {
+        return Err(invalid("allowed_origins", v, "not an http(s) origin"));
+    }
+    Ok(origin)
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! The `dure` server: configuration, HTTP routes, the document WebSocket adapter, metrics
 //! and the shutdown sequence. The engine ([`dure_collab`]) does the document work; this
-//! crate only frames, authenticates (later), observes and maps errors to close codes.
+//! crate only frames, authenticates, observes and maps errors to close codes.
 
+pub mod audit;
+pub mod auth;
 pub mod config;
+pub mod docs;
 pub mod metrics;
 mod routes;
 pub mod server;

@@ -55,12 +55,21 @@ async fn run(config: dure_gateway::Config) -> Result<(), dure_gateway::ServerErr
         }
         StorageBackend::Memory | StorageBackend::S3(_) => None,
     };
+    let issuer = config.oidc.as_ref().map(|o| o.issuer.clone());
+    let public_url = config.public_url.clone();
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
-    info!(
-        version = env!("CARGO_PKG_VERSION"),
-        "dure starting in local mode: no identity provider, one local user, loopback only"
-    );
+    match issuer {
+        None => info!(
+            version = env!("CARGO_PKG_VERSION"),
+            "dure starting in local mode: no identity provider, one local user, loopback only"
+        ),
+        Some(issuer) => info!(
+            version = env!("CARGO_PKG_VERSION"),
+            %issuer, %public_url,
+            "dure starting: people sign in with the identity provider"
+        ),
+    }
     match data_dir {
         Some(dir) => {
             info!(store = %server.store_description(), data_dir = %dir.display(), "documents are stored here");

@@ -11,7 +11,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::audit::AuditLog;
+use crate::auth::Auth;
 use crate::config::{Config, StorageBackend};
+use crate::docs::Catalog;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
@@ -27,6 +30,10 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Identity(#[from] crate::auth::oidc::OidcError),
+    #[error("document catalog: {0}")]
+    Catalog(#[from] crate::docs::CatalogError),
 }
 
 /// A bound, not yet running server.
@@ -50,12 +57,26 @@ impl Server {
     }
 
     /// Like [`Server::bind`] with a given store (tests inject slow or failing stores).
-    pub async fn bind_with_store(config: Config, store: Store) -> Result<Self, ServerError> {
+    pub async fn bind_with_store(mut config: Config, store: Store) -> Result<Self, ServerError> {
         let listener = listen(config.listen).map_err(|source| ServerError::Bind {
             addr: config.listen,
             source,
         })?;
+        if config.public_url_derived
+            && let Ok(addr) = listener.local_addr()
+        {
+            // Unset public URL: it is wherever we actually listen (port 0 included).
+            let derived_origins =
+                config.allowed_origins == crate::config::default_origins(&config.public_url);
+            config.public_url = format!("http://{addr}");
+            if derived_origins {
+                config.allowed_origins = crate::config::default_origins(&config.public_url);
+            }
+        }
         let metrics = Arc::new(Metrics::new());
+        let auth = Arc::new(Auth::new(&config, store.clone()).await?);
+        let catalog = Arc::new(Catalog::load(store.clone(), auth.changes.clone()).await?);
+        let audit = AuditLog::new(store.clone());
         let rooms = Rooms::new(DocStore::new(store), config.rooms.clone(), metrics.clone());
         let state = AppState {
             config: Arc::new(config),
@@ -63,6 +84,9 @@ impl Server {
             metrics,
             accepting: Arc::new(AtomicBool::new(true)),
             sockets: TaskTracker::new(),
+            auth,
+            catalog,
+            audit,
         };
         Ok(Server { listener, state })
     }
@@ -100,7 +124,9 @@ impl Server {
                 })
                 .await
         });
+        let trash = tokio::spawn(crate::docs::trash::run(state.clone()));
         shutdown.await;
+        trash.abort();
         let deadline = state.config.shutdown_timeout;
         let started = tokio::time::Instant::now();
         info!("shutting down: flushing documents and closing connections (deadline {deadline:?})");

@@ -4,7 +4,10 @@ use std::sync::atomic::AtomicBool;
 use dure_collab::Rooms;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
+use crate::auth::Auth;
 use crate::config::Config;
+use crate::docs::Catalog;
 use crate::metrics::Metrics;
 
 /// Everything a request handler needs, built once at start.
@@ -17,4 +20,7 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// Socket tasks, joined at shutdown so their close frames go out.
     pub sockets: TaskTracker,
+    pub auth: Arc<Auth>,
+    pub catalog: Arc<Catalog>,
+    pub audit: AuditLog,
 }

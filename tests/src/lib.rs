@@ -3,7 +3,11 @@
 //! - [`server`]: spawn the real `dure` binary on a free loopback port and stop it.
 //! - [`yclient`]: a Yjs client in Rust (yrs over tokio-tungstenite).
 //! - [`jsclient`]: real JS Yjs clients (`yjs` + `y-websocket`) driven through node.
+//! - [`idp`]: a real OpenID provider (npm `oidc-provider`) with test users and key rotation.
+//! - [`browser`]: a cookie-jar HTTP client that signs in to Dure through that provider.
 
+pub mod browser;
+pub mod idp;
 pub mod jsclient;
 pub mod s3;
 pub mod server;

@@ -44,9 +44,15 @@ pub struct Dure {
 impl Dure {
     /// Starts `dure` on `data_dir` with extra flags; waits until it listens.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Result<Dure, BoxError> {
+        Self::start_on(data_dir, "127.0.0.1:0", extra).await
+    }
+
+    /// Like [`Dure::start`] on a given address (sign-in needs the public URL, hence the port,
+    /// before start).
+    pub async fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Result<Dure, BoxError> {
         let mut cmd = Command::new(dure_bin()?);
         cmd.arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)

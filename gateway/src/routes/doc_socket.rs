@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use dure_collab::{
@@ -16,10 +18,18 @@ use dure_collab::{
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info_span, warn};
 
+use crate::auth::{AuthFailure, Principal, subprotocol_token};
+use crate::docs::Role;
 use crate::state::AppState;
+
+mod access;
+use access::{
+    Admission, admit, looks_like_edit, permission_denied, refused_for_viewer, watch_access,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -38,6 +48,9 @@ mod code {
     pub const INTERNAL: u16 = 1011;
     pub const RESTART: u16 = 1012;
     pub const TRY_AGAIN: u16 = 1013;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const NOT_FOUND: u16 = 4404;
 }
 
 fn close_code(reason: &CloseReason) -> u16 {
@@ -61,12 +74,22 @@ async fn bad_doc_path() -> Response {
         .into_response()
 }
 
+/// How the socket will prove who it is, decided from the upgrade request.
+enum Credentials {
+    /// Already checked (local mode, session cookie, Authorization or subprotocol token).
+    Checked(Result<Principal, AuthFailure>),
+    /// Nothing offered: the first message must be `{"token": "…"}`.
+    FirstMessage,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn doc_socket(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     Path(doc_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<AppState>,
+    headers: HeaderMap,
 ) -> Response {
     let doc: DocId = match doc_id.parse() {
         Ok(d) => d,
@@ -82,11 +105,38 @@ async fn doc_socket(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let (protocol_token, offers_dure) = subprotocol_token(&headers);
+    let credentials = if state.auth.is_local() {
+        Credentials::Checked(state.auth.authenticate(&headers, true).await)
+    } else if let Some(token) = protocol_token {
+        Credentials::Checked(state.auth.verify_token(&token).await)
+    } else {
+        match state.auth.authenticate(&headers, true).await {
+            Err(AuthFailure::Missing) => Credentials::FirstMessage,
+            other => Credentials::Checked(other),
+        }
+    };
+    // Cross-site WebSocket hijacking: a page from another origin riding on the cookie (or on
+    // loopback in local mode) is refused before the upgrade.
+    if let Credentials::Checked(Err(AuthFailure::ForeignOrigin(origin))) = &credentials {
+        warn!(%peer, origin = %origin, "WebSocket from a foreign origin refused");
+        state.metrics.closed("foreign_origin");
+        return (
+            StatusCode::FORBIDDEN,
+            format!("origin {origin} may not open documents here\n"),
+        )
+            .into_response();
+    }
     let opts = JoinOptions {
         ack: query.get("ack").is_some_and(|v| v == "1" || v == "true"),
     };
     let max = state.config.max_frame_bytes;
     let sockets = state.sockets.clone();
+    let ws = if offers_dure {
+        ws.protocols(["dure"])
+    } else {
+        ws
+    };
     // tungstenite allocates its read buffer eagerly (128 KiB by default): with thousands of
     // mostly idle sockets that would dominate memory. Frames larger than this still work;
     // the buffer grows for them.
@@ -94,12 +144,92 @@ async fn doc_socket(
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
-            let span = info_span!("conn", doc = %doc, %peer, conn = tracing::field::Empty);
-            sockets.track_future(serve(socket, doc, opts, state).instrument(span))
+            let span = info_span!("conn", doc = %doc, %peer, conn = tracing::field::Empty, user = tracing::field::Empty);
+            sockets.track_future(
+                serve(socket, doc, opts, state, credentials, peer).instrument(span),
+            )
         })
 }
 
-async fn serve(mut socket: WebSocket, doc: DocId, opts: JoinOptions, state: AppState) {
+/// Reads the first-message credentials: a text frame `{"token": "<JWT>"}`.
+async fn first_message_token(socket: &mut WebSocket) -> Result<String, String> {
+    let msg = match timeout(Duration::from_secs(10), socket.next()).await {
+        Err(_) => return Err("no credentials within 10 s".into()),
+        Ok(None | Some(Err(_))) => return Err("closed before authenticating".into()),
+        Ok(Some(Ok(m))) => m,
+    };
+    let Message::Text(text) = msg else {
+        return Err(
+            "authenticate first: send {\"token\": \"…\"} as a text frame, or sign in".into(),
+        );
+    };
+    let v: serde_json::Value = serde_json::from_str(text.as_str())
+        .map_err(|_| "the first message is not JSON".to_owned())?;
+    v.get("token")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| "the first message has no token".into())
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    doc: DocId,
+    opts: JoinOptions,
+    state: AppState,
+    credentials: Credentials,
+    peer: SocketAddr,
+) {
+    let principal = match credentials {
+        Credentials::Checked(r) => r.map_err(|e| e.to_string()),
+        Credentials::FirstMessage => match first_message_token(&mut socket).await {
+            Ok(token) => state
+                .auth
+                .verify_token(&token)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        },
+    };
+    let principal = match principal {
+        Ok(p) => p,
+        Err(reason) => {
+            debug!(reason = %reason, "socket not authenticated");
+            state.metrics.closed("unauthorized");
+            let _ = socket
+                .send(close_message(
+                    code::UNAUTHORIZED,
+                    &format!("not signed in: {reason}"),
+                ))
+                .await;
+            return;
+        }
+    };
+    tracing::Span::current().record("user", tracing::field::display(&principal.identity.id));
+    if !state.auth.is_local() {
+        state.catalog.saw_user(&principal.identity).await;
+    }
+    // Listen for access changes before checking access, so none slips in between.
+    let changes = state.auth.changes.subscribe();
+    let role = match admit(&state, &doc, &principal.identity) {
+        Admission::Role(role) => role,
+        Admission::Refuse(code, reason, label) => {
+            debug!(reason = %reason, "socket refused");
+            state.metrics.closed(label);
+            let _ = socket.send(close_message(code, &reason)).await;
+            return;
+        }
+    };
+    state
+        .audit
+        .record(
+            "open",
+            &principal.identity,
+            Some(doc.as_str()),
+            Some(peer.ip().to_string()),
+            serde_json::json!({"role": role}),
+        )
+        .await;
+    let writable = Arc::new(AtomicBool::new(role >= Role::Editor));
     let conn = match timeout(Duration::from_secs(30), state.rooms.join(&doc, opts)).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
@@ -129,9 +259,13 @@ async fn serve(mut socket: WebSocket, doc: DocId, opts: JoinOptions, state: AppS
     let (mut sink, mut stream) = socket.split();
     let (sender, mut receiver) = (conn.sender, conn.receiver);
     let ping = state.config.ping_interval;
+    // Answers that only this socket gets (permission denied), written by the writer.
+    let (direct_tx, mut direct_rx) = mpsc::channel::<Message>(4);
+    let wrote = AtomicBool::new(false);
     let ended = tokio::select! {
-        r = read_loop(&mut stream, &sender, ping) => r,
-        () = write_loop(&mut sink, &mut receiver, ping) => None,
+        r = read_loop(&mut stream, &sender, ping, &writable, &direct_tx, &wrote) => r,
+        () = write_loop(&mut sink, &mut receiver, &mut direct_rx, ping) => None,
+        c = watch_access(&state, &doc, principal.clone(), changes, &writable) => Some(c),
     };
     if let Some((code, reason, label)) = ended {
         warn!(code, reason = %reason, "closing connection");
@@ -146,6 +280,9 @@ async fn serve(mut socket: WebSocket, doc: DocId, opts: JoinOptions, state: AppS
     .await;
     drop((sender, receiver));
     state.metrics.connections.dec();
+    if wrote.load(Ordering::Relaxed) {
+        access::touch(&state, &doc).await;
+    }
     debug!("disconnected");
 }
 
@@ -157,6 +294,9 @@ async fn read_loop(
     stream: &mut SplitStream<WebSocket>,
     sender: &ConnectionSender,
     ping: Duration,
+    writable: &AtomicBool,
+    direct: &mpsc::Sender<Message>,
+    wrote: &AtomicBool,
 ) -> Option<Close> {
     let silence = ping * 2 + Duration::from_secs(5);
     loop {
@@ -171,6 +311,18 @@ async fn read_loop(
         };
         match msg {
             Message::Binary(frame) => {
+                if !writable.load(Ordering::Acquire) {
+                    if refused_for_viewer(&frame) {
+                        // A viewer's edit reaches neither the room nor the store; the client
+                        // is told (y-protocols auth message) and stays connected.
+                        let _ = direct.try_send(Message::Binary(permission_denied(
+                            "you can view this document but not edit it",
+                        )));
+                        continue;
+                    }
+                } else if looks_like_edit(&frame) {
+                    wrote.store(true, Ordering::Relaxed);
+                }
                 if sender.send(frame).await.is_err() {
                     // The room closed us; the writer is sending the close frame.
                     std::future::pending::<()>().await;
@@ -211,12 +363,19 @@ fn frame_error(e: axum::Error) -> Option<Close> {
 async fn write_loop(
     sink: &mut SplitSink<WebSocket, Message>,
     receiver: &mut ConnectionReceiver,
+    direct: &mut mpsc::Receiver<Message>,
     ping: Duration,
 ) {
     let mut next_ping = Instant::now() + ping;
     loop {
         let out = tokio::select! {
             out = receiver.next() => out,
+            Some(msg) = direct.recv() => {
+                if sink.send(msg).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             () = tokio::time::sleep_until(next_ping) => {
                 next_ping = Instant::now() + ping;
                 if sink.send(Message::Ping(Default::default())).await.is_err() {

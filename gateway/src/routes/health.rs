@@ -36,8 +36,16 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(Err(e)) => format!("store: unreachable: {e}"),
         Err(_) => "store: unreachable: no answer within 2s".to_owned(),
     };
+    let (idp_ok, idp_line) = match &state.auth.oidc {
+        None => (true, "identity provider: none (local mode)".to_owned()),
+        Some(oidc) => match oidc.ping().await {
+            Ok(()) => (true, "identity provider: ok".to_owned()),
+            Err(e) => (false, format!("identity provider: {e}")),
+        },
+    };
+    let store_ok = store_ok && idp_ok;
     let body = format!(
-        "{}\n{store_line}\nshutdown: {}\n",
+        "{}\n{store_line}\n{idp_line}\nshutdown: {}\n",
         if accepting && store_ok {
             "ready"
         } else {

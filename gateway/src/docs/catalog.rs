@@ -1,0 +1,375 @@
+//! The catalog of documents and of people who signed in, kept in the store as small JSON
+//! objects (`meta/docs/{id}`, `meta/users/{id}`) and held in memory for listing.
+//!
+//! Writes go through one lock and an if-match put, so a concurrent writer (another node on
+//! the same bucket) is detected: the object is read again and the change reapplied.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use bytes::Bytes;
+use dure_storage::{DocId, Key, PutCondition, Store, StoreError, Version};
+use futures_util::StreamExt;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, broadcast};
+use tracing::warn;
+
+use super::meta::{DocMeta, UserRef};
+use crate::auth::{Change, Identity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("no such document")]
+    NotFound,
+    #[error("{0}")]
+    Refused(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("stored metadata unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Someone who signed in at least once, for the sharing dialog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Unix milliseconds.
+    pub last_seen: u64,
+}
+
+struct Entry {
+    meta: Arc<DocMeta>,
+    version: Version,
+}
+
+pub struct Catalog {
+    store: Store,
+    docs: RwLock<HashMap<DocId, Entry>>,
+    users: RwLock<HashMap<String, UserRecord>>,
+    write: Mutex<()>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").finish_non_exhaustive()
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn doc_key(id: &DocId) -> Result<Key, StoreError> {
+    Key::new(format!("meta/docs/{id}"))
+}
+
+fn user_key(id: &str) -> Result<Key, StoreError> {
+    // Subjects may hold any character; the key segment is their base64url.
+    Key::new(format!(
+        "meta/users/{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+    ))
+}
+
+/// A new document id: 128 random bits, base64url (22 characters), unguessable so that a
+/// link alone reveals nothing.
+pub fn new_doc_id() -> Result<DocId, CatalogError> {
+    let mut raw = [0u8; 16];
+    rand::rng().fill_bytes(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(raw)
+        .parse()
+        .map_err(|e| CatalogError::Corrupt(format!("{e}")))
+}
+
+impl Catalog {
+    /// Loads every document's and user's metadata from the store.
+    pub async fn load(
+        store: Store,
+        changes: broadcast::Sender<Change>,
+    ) -> Result<Self, CatalogError> {
+        let mut docs = HashMap::new();
+        let listed = store.list("meta/docs/").await?;
+        let mut fetches = futures_util::stream::iter(listed.into_iter().map(|e| {
+            let store = store.clone();
+            async move { (e.key.clone(), store.get(&e.key).await) }
+        }))
+        .buffer_unordered(32);
+        let mut loaded = Vec::new();
+        while let Some(item) = fetches.next().await {
+            loaded.push(item);
+        }
+        drop(fetches);
+        for (key, got) in loaded {
+            let Some(obj) = got? else { continue };
+            let meta: DocMeta = serde_json::from_slice(&obj.data)
+                .map_err(|e| CatalogError::Corrupt(format!("{key}: {e}")))?;
+            let id: DocId = meta
+                .id
+                .parse()
+                .map_err(|e| CatalogError::Corrupt(format!("{key}: {e}")))?;
+            docs.insert(
+                id,
+                Entry {
+                    meta: Arc::new(meta),
+                    version: obj.version,
+                },
+            );
+        }
+        let mut users = HashMap::new();
+        for e in store.list("meta/users/").await? {
+            if let Some(obj) = store.get(&e.key).await? {
+                match serde_json::from_slice::<UserRecord>(&obj.data) {
+                    Ok(u) => {
+                        users.insert(u.id.clone(), u);
+                    }
+                    Err(err) => warn!(key = %e.key, error = %err, "unreadable user record skipped"),
+                }
+            }
+        }
+        Ok(Catalog {
+            store,
+            docs: RwLock::new(docs),
+            users: RwLock::new(users),
+            write: Mutex::new(()),
+            changes,
+        })
+    }
+
+    pub fn get(&self, id: &DocId) -> Option<Arc<DocMeta>> {
+        self.docs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|e| e.meta.clone())
+    }
+
+    pub fn all(&self) -> Vec<Arc<DocMeta>> {
+        self.docs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|e| e.meta.clone())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub async fn create(
+        &self,
+        owner: &Identity,
+        title: String,
+    ) -> Result<Arc<DocMeta>, CatalogError> {
+        let _w = self.write.lock().await;
+        let now = now_ms();
+        for _ in 0..3 {
+            let id = new_doc_id()?;
+            let meta = DocMeta {
+                v: 1,
+                id: id.to_string(),
+                title: title.clone(),
+                owner: UserRef {
+                    id: owner.id.clone(),
+                    name: owner.name.clone(),
+                },
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+                shares: Vec::new(),
+            };
+            let body =
+                serde_json::to_vec(&meta).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+            match self
+                .store
+                .put(&doc_key(&id)?, Bytes::from(body), PutCondition::IfAbsent)
+                .await
+            {
+                Ok(version) => {
+                    let meta = Arc::new(meta);
+                    self.docs.write().unwrap_or_else(|p| p.into_inner()).insert(
+                        id,
+                        Entry {
+                            meta: meta.clone(),
+                            version,
+                        },
+                    );
+                    return Ok(meta);
+                }
+                // 128 random bits do not collide; but if they did, draw again.
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CatalogError::Refused(
+            "could not allocate a document id".into(),
+        ))
+    }
+
+    /// Changes a document's metadata with `f` and stores it (if-match). Live sockets hear of
+    /// it through the change bus.
+    pub async fn update(
+        &self,
+        id: &DocId,
+        f: impl Fn(&mut DocMeta) -> Result<(), String>,
+    ) -> Result<Arc<DocMeta>, CatalogError> {
+        let _w = self.write.lock().await;
+        let key = doc_key(id)?;
+        let (mut meta, mut version) = {
+            let docs = self.docs.read().unwrap_or_else(|p| p.into_inner());
+            let e = docs.get(id).ok_or(CatalogError::NotFound)?;
+            ((*e.meta).clone(), e.version.clone())
+        };
+        for attempt in 0..3 {
+            let mut next = meta.clone();
+            f(&mut next).map_err(CatalogError::Refused)?;
+            let body =
+                serde_json::to_vec(&next).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+            match self
+                .store
+                .put(
+                    &key,
+                    Bytes::from(body),
+                    PutCondition::IfMatch(version.clone()),
+                )
+                .await
+            {
+                Ok(v) => {
+                    let next = Arc::new(next);
+                    self.docs.write().unwrap_or_else(|p| p.into_inner()).insert(
+                        id.clone(),
+                        Entry {
+                            meta: next.clone(),
+                            version: v,
+                        },
+                    );
+                    let _ = self.changes.send(Change::Doc(id.clone()));
+                    return Ok(next);
+                }
+                Err(StoreError::ConditionFailed { .. }) if attempt < 2 => {
+                    // Someone else wrote it: start again from what is stored.
+                    let obj = self.store.get(&key).await?.ok_or(CatalogError::NotFound)?;
+                    meta = serde_json::from_slice(&obj.data)
+                        .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+                    version = obj.version;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CatalogError::Refused(
+            "metadata keeps changing; try again".into(),
+        ))
+    }
+
+    /// Forgets a document's metadata (after its content was purged).
+    pub async fn remove(&self, id: &DocId) -> Result<(), CatalogError> {
+        let _w = self.write.lock().await;
+        self.store.delete(&doc_key(id)?).await?;
+        self.docs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let _ = self.changes.send(Change::Doc(id.clone()));
+        Ok(())
+    }
+
+    /// Records that someone signed in (name, e-mail), so owners can find them to share.
+    /// Written only when something changed or a day passed.
+    pub async fn saw_user(&self, who: &Identity) {
+        let now = now_ms();
+        let fresh = UserRecord {
+            id: who.id.clone(),
+            name: who.name.clone(),
+            email: who.email.clone(),
+            last_seen: now,
+        };
+        let stale = match self
+            .users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&who.id)
+        {
+            Some(u) => {
+                u.name != fresh.name || u.email != fresh.email || now - u.last_seen > 86_400_000
+            }
+            None => true,
+        };
+        if !stale {
+            return;
+        }
+        let key = match user_key(&who.id) {
+            Ok(k) => k,
+            Err(e) => {
+                warn!(error = %e, "user id cannot be stored");
+                return;
+            }
+        };
+        match serde_json::to_vec(&fresh) {
+            Ok(body) => {
+                if let Err(e) = self
+                    .store
+                    .put(&key, Bytes::from(body), PutCondition::None)
+                    .await
+                {
+                    warn!(error = %e, "could not record the user");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not encode the user"),
+        }
+        self.users
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fresh.id.clone(), fresh);
+    }
+
+    /// A user by id or e-mail (case-insensitive).
+    pub fn find_user(&self, id_or_email: &str) -> Option<UserRecord> {
+        let users = self.users.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(u) = users.get(id_or_email) {
+            return Some(u.clone());
+        }
+        users
+            .values()
+            .find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(id_or_email))
+            })
+            .cloned()
+    }
+
+    pub fn search_users(&self, q: &str, limit: usize) -> Vec<UserRecord> {
+        let q = q.to_lowercase();
+        let users = self.users.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<UserRecord> = users
+            .values()
+            .filter(|u| {
+                q.is_empty()
+                    || u.name.to_lowercase().contains(&q)
+                    || u.id.to_lowercase().contains(&q)
+                    || u.email
+                        .as_deref()
+                        .is_some_and(|e| e.to_lowercase().contains(&q))
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.truncate(limit);
+        out
+    }
+}

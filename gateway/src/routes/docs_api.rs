@@ -1,0 +1,449 @@
+//! The documents API: create, list, rename, share, revoke, trash, restore; and the people
+//! directory for the sharing dialog. Every route checks the caller's role.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use dure_storage::DocId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{ApiError, Caller};
+use crate::auth::{Change, Identity};
+use crate::docs::catalog::now_ms;
+use crate::docs::meta::clean_title;
+use crate::docs::{DocMeta, Role, Share, ShareKind};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/docs", get(list).post(create))
+        .route("/api/docs/{id}", get(show).patch(rename).delete(trash))
+        .route("/api/docs/{id}/restore", post(restore))
+        .route("/api/docs/{id}/shares", post(share))
+        .route("/api/docs/{id}/shares/org", delete(revoke_org))
+        .route("/api/docs/{id}/shares/{kind}/{subject}", delete(revoke))
+        .route("/api/users", get(users))
+}
+
+/// Metadata as the caller may see it: shares only for owners.
+pub fn view(meta: &DocMeta, role: Role, retention_ms: u64) -> Value {
+    let mut v = json!({
+        "id": meta.id,
+        "title": meta.title,
+        "owner": meta.owner,
+        "role": role,
+        "created_at": rfc3339(meta.created_at),
+        "updated_at": rfc3339(meta.updated_at),
+        "deleted_at": meta.deleted_at.map(rfc3339),
+        "purge_at": meta.deleted_at.map(|d| rfc3339(d + retention_ms)),
+        "org_wide": meta.org_wide(),
+    });
+    if role == Role::Owner {
+        v["shares"] = json!(meta.shares);
+    }
+    v
+}
+
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+fn doc_id(id: &str) -> Result<DocId, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found())
+}
+
+/// The document and the caller's role, or 404 (unknown) / 403 (exists, no access).
+fn access(state: &AppState, id: &DocId, who: &Identity) -> Result<(Arc<DocMeta>, Role), ApiError> {
+    let meta = state.catalog.get(id).ok_or_else(ApiError::not_found)?;
+    if meta.deleted_at.is_some() {
+        return Err(ApiError::not_found());
+    }
+    match meta.role_of(who) {
+        Some(role) => Ok((meta, role)),
+        None => Err(ApiError::forbidden("you have no access to this document")),
+    }
+}
+
+fn need(role: Role, at_least: Role) -> Result<(), ApiError> {
+    if role >= at_least {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "this needs the {at_least:?} role; you are {role:?}"
+        )))
+    }
+}
+
+fn retention_ms(state: &AppState) -> u64 {
+    state.config.trash_retention.as_millis() as u64
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    #[serde(default)]
+    title: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Option<Json<CreateBody>>,
+) -> Result<Response, ApiError> {
+    let title =
+        clean_title(&body.map(|b| b.0.title).unwrap_or_default()).map_err(ApiError::bad_request)?;
+    let meta = state.catalog.create(caller.identity(), title).await?;
+    state
+        .audit
+        .record(
+            "create",
+            caller.identity(),
+            Some(&meta.id),
+            caller.ip.clone(),
+            json!({"title": meta.title}),
+        )
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&meta, Role::Owner, retention_ms(&state))),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    scope: Option<String>,
+    q: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let who = caller.identity();
+    let scope = q.scope.as_deref().unwrap_or("all");
+    let needle =
+        q.q.as_deref()
+            .map(str::to_lowercase)
+            .filter(|s| !s.is_empty());
+    let retention = retention_ms(&state);
+    let mut docs: Vec<(Arc<DocMeta>, Role)> = Vec::new();
+    for meta in state.catalog.all() {
+        if let Some(n) = &needle
+            && !meta.title.to_lowercase().contains(n)
+        {
+            continue;
+        }
+        let keep = match scope {
+            "trash" => {
+                meta.deleted_at.is_some() && meta.role_ignoring_trash(who) == Some(Role::Owner)
+            }
+            _ if meta.deleted_at.is_some() => false,
+            "all" => meta.role_of(who).is_some(),
+            "mine" => meta.owner.id == who.id,
+            "shared" => meta.shared_with_user_or_group(who),
+            "org" => meta.org_wide(),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown scope {other:?}: expected all, mine, shared, org or trash"
+                )));
+            }
+        };
+        if keep && let Some(role) = meta.role_ignoring_trash(who) {
+            docs.push((meta, role));
+        }
+    }
+    docs.sort_by(|a, b| {
+        b.0.updated_at
+            .cmp(&a.0.updated_at)
+            .then(a.0.id.cmp(&b.0.id))
+    });
+    let docs: Vec<Value> = docs.iter().map(|(m, r)| view(m, *r, retention)).collect();
+    Ok(Json(json!({ "docs": docs })))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = doc_id(&id)?;
+    let (meta, role) = access(&state, &id, caller.identity())?;
+    Ok(Json(view(&meta, role, retention_ms(&state))))
+}
+
+#[derive(Deserialize)]
+struct RenameBody {
+    title: String,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<RenameBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = doc_id(&id)?;
+    let (_, role) = access(&state, &id, caller.identity())?;
+    need(role, Role::Editor)?;
+    let title = clean_title(&body.title).map_err(ApiError::bad_request)?;
+    let t = title.clone();
+    let meta = state
+        .catalog
+        .update(&id, move |m| {
+            m.title = t.clone();
+            m.updated_at = now_ms();
+            Ok(())
+        })
+        .await?;
+    state
+        .audit
+        .record(
+            "rename",
+            caller.identity(),
+            Some(id.as_str()),
+            caller.ip.clone(),
+            json!({"title": title}),
+        )
+        .await;
+    Ok(Json(view(&meta, role, retention_ms(&state))))
+}
+
+#[derive(Deserialize)]
+struct ShareBody {
+    kind: ShareKind,
+    #[serde(default)]
+    id: Option<String>,
+    role: Role,
+}
+
+async fn share(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ShareBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = doc_id(&id)?;
+    let (meta, role) = access(&state, &id, caller.identity())?;
+    need(role, Role::Owner)?;
+    let new = match body.kind {
+        ShareKind::User => {
+            let who = body.id.as_deref().map(str::trim).unwrap_or("");
+            let user = state.catalog.find_user(who).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_user",
+                    format!("nobody called {who:?} has signed in yet; they must sign in once"),
+                )
+            })?;
+            if user.id == meta.owner.id {
+                return Err(ApiError::bad_request("the owner already has every right"));
+            }
+            Share {
+                kind: ShareKind::User,
+                id: Some(user.id),
+                name: Some(user.name),
+                role: body.role,
+            }
+        }
+        ShareKind::Group => {
+            let g = body.id.as_deref().map(str::trim).unwrap_or("");
+            if g.is_empty() || g.len() > 256 || g.chars().any(char::is_control) {
+                return Err(ApiError::bad_request("a group share needs a group name"));
+            }
+            Share {
+                kind: ShareKind::Group,
+                id: Some(g.to_owned()),
+                name: None,
+                role: body.role,
+            }
+        }
+        ShareKind::Org => {
+            if body.role == Role::Owner {
+                return Err(ApiError::bad_request(
+                    "the whole organisation cannot own a document",
+                ));
+            }
+            Share {
+                kind: ShareKind::Org,
+                id: None,
+                name: None,
+                role: body.role,
+            }
+        }
+    };
+    let detail = json!({"kind": new.kind, "id": new.id, "role": new.role});
+    let meta = state
+        .catalog
+        .update(&id, move |m| {
+            m.shares.retain(|s| !(s.kind == new.kind && s.id == new.id));
+            m.shares.push(new.clone());
+            Ok(())
+        })
+        .await?;
+    state
+        .audit
+        .record(
+            "share",
+            caller.identity(),
+            Some(id.as_str()),
+            caller.ip.clone(),
+            detail,
+        )
+        .await;
+    Ok(Json(view(&meta, role, retention_ms(&state))))
+}
+
+async fn revoke_org(
+    state: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    revoke_share(state, caller, id, ShareKind::Org, None).await
+}
+
+async fn revoke(
+    state: State<AppState>,
+    caller: Caller,
+    Path((id, kind, subject)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = match kind.as_str() {
+        "user" => ShareKind::User,
+        "group" => ShareKind::Group,
+        _ => return Err(ApiError::bad_request("kind must be user, group or org")),
+    };
+    revoke_share(state, caller, id, kind, Some(subject)).await
+}
+
+async fn revoke_share(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: String,
+    kind: ShareKind,
+    subject: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = doc_id(&id)?;
+    let (meta, role) = access(&state, &id, caller.identity())?;
+    need(role, Role::Owner)?;
+    if !meta
+        .shares
+        .iter()
+        .any(|s| s.kind == kind && s.id == subject)
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such share",
+        ));
+    }
+    let detail = json!({"kind": kind, "id": subject});
+    let meta = state
+        .catalog
+        .update(&id, move |m| {
+            m.shares.retain(|s| !(s.kind == kind && s.id == subject));
+            Ok(())
+        })
+        .await?;
+    state
+        .audit
+        .record(
+            "revoke",
+            caller.identity(),
+            Some(id.as_str()),
+            caller.ip.clone(),
+            detail,
+        )
+        .await;
+    Ok(Json(view(&meta, role, retention_ms(&state))))
+}
+
+async fn trash(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = doc_id(&id)?;
+    let (_, role) = access(&state, &id, caller.identity())?;
+    need(role, Role::Owner)?;
+    let meta = state
+        .catalog
+        .update(&id, |m| {
+            m.deleted_at = Some(now_ms());
+            Ok(())
+        })
+        .await?;
+    state
+        .audit
+        .record(
+            "delete",
+            caller.identity(),
+            Some(id.as_str()),
+            caller.ip.clone(),
+            json!({}),
+        )
+        .await;
+    Ok(Json(view(&meta, role, retention_ms(&state))))
+}
+
+async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = doc_id(&id)?;
+    let meta = state.catalog.get(&id).ok_or_else(ApiError::not_found)?;
+    if meta.deleted_at.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the document is not in the trash",
+        ));
+    }
+    if meta.role_ignoring_trash(caller.identity()) != Some(Role::Owner) {
+        return Err(ApiError::not_found());
+    }
+    let meta = state
+        .catalog
+        .update(&id, |m| {
+            m.deleted_at = None;
+            Ok(())
+        })
+        .await?;
+    state
+        .audit
+        .record(
+            "restore",
+            caller.identity(),
+            Some(id.as_str()),
+            caller.ip.clone(),
+            json!({}),
+        )
+        .await;
+    let _ = state.auth.changes.send(Change::Doc(id));
+    Ok(Json(view(&meta, Role::Owner, retention_ms(&state))))
+}
+
+#[derive(Deserialize)]
+struct UsersQuery {
+    q: Option<String>,
+}
+
+async fn users(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(q): Query<UsersQuery>,
+) -> Json<Value> {
+    let users: Vec<Value> = state
+        .catalog
+        .search_users(q.q.as_deref().unwrap_or(""), 20)
+        .into_iter()
+        .map(|u| json!({"id": u.id, "name": u.name, "email": u.email}))
+        .collect();
+    Json(json!({ "users": users }))
+}
