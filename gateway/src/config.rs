@@ -920,6 +920,41 @@ mod tests {
     }
 
     #[test]
+    fn oidc_from_a_table_with_a_secret_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cr3t-oidc\n").expect("write");
+        let path = dir.path().join("dure.toml");
+        let toml = format!(
+            "listen = \"0.0.0.0:8080\"\npublic_url = \"https://docs.example.gov/\"\nadmin_group = \"admins\"\n[oidc]\nissuer = \"https://login.example.gov/realms/x\"\nclient_id = \"dure\"\nclient_secret_file = \"{}\"\n",
+            secret.display()
+        );
+        std::fs::write(&path, toml).expect("write");
+        let cfg = cli(&["--config", path.to_str().expect("utf8")])
+            .resolve()
+            .expect("valid");
+        let oidc = cfg.oidc.as_ref().expect("oidc on");
+        assert_eq!(oidc.client_secret.secret(), "s3cr3t-oidc");
+        assert_eq!(oidc.redirect_url, "https://docs.example.gov/auth/callback");
+        assert_eq!(oidc.audience, "dure");
+        assert_eq!(oidc.admin_group.as_deref(), Some("admins"));
+        assert_eq!(cfg.public_url, "https://docs.example.gov");
+        assert_eq!(
+            cfg.allowed_origins,
+            vec!["https://docs.example.gov".to_owned()]
+        );
+        assert!(
+            !format!("{cfg:?}").contains("s3cr3t-oidc"),
+            "secret in Debug"
+        );
+        // Without a provider, provider settings are a mistake worth naming.
+        let err = cli(&["--admin-group", "x"])
+            .resolve()
+            .expect_err("no issuer");
+        assert!(err.to_string().contains("`admin_group`"), "{err}");
+    }
+
+    #[test]
     fn file_then_flags() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("dure.toml");
