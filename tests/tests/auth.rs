@@ -816,6 +816,12 @@ async fn live_sockets_follow_access() -> R {
         "hello from alice!",
         "viewer's edit must not reach others"
     );
+    // A viewer still shows presence.
+    b.set_awareness(r#"{"user":{"name":"Bob Lee"}}"#)?;
+    a.wait_awareness(wait, |states| {
+        states.values().any(|s| s.contains("Bob Lee"))
+    })
+    .await?;
     a.wait_acked(2, wait).await?;
 
     // A token given as the first message works too (editor via carol's user share).
