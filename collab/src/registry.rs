@@ -157,6 +157,19 @@ impl Rooms {
         self.shared.lock().len()
     }
 
+    /// The document as the store holds it (what has been acknowledged as saved), rebuilt off
+    /// the async threads. For exports: it does not load a room.
+    pub async fn stored_doc(&self, doc: &DocId) -> Result<yrs::Doc, String> {
+        let loaded = self
+            .docs()
+            .load(doc)
+            .await
+            .map_err(|e| format!("document unavailable: {e}"))?;
+        tokio::task::spawn_blocking(move || crate::room::build_doc(&loaded))
+            .await
+            .map_err(|e| format!("document decoding failed: {e}"))?
+    }
+
     /// Whether this document's room is loaded (has connections or is about to unload).
     pub fn is_loaded(&self, doc: &DocId) -> bool {
         self.shared.lock().contains_key(doc)
