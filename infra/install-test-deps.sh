@@ -11,13 +11,16 @@
 #   s3    moto's S3 server (pinned) in a Python venv at $TOOLS/venv-moto (about 1.5 min)
 #   s3s   s3s-fs (pinned), the signature-checking S3 server, into $TOOLS/cargo
 #         (compiled by cargo install: about 8 min on 2 cores)
+#   web   clients/web/node_modules (npm ci): to check the committed app bundle (check-bundle.sh)
+#   e2e   Debian's chromium (and Korean fonts) if missing, tests/e2e/node_modules (playwright-core)
+#   rtjs  tests/richtext-js/node_modules (npm ci): TipTap + y-prosemirror for collab's richtext_js test
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Test tools live outside the checkout, so that a fresh clone (CI) reuses them: building
 # s3s-fs takes minutes. Override with DURE_TEST_TOOLS (tests/src/s3.rs reads the same).
 TOOLS="${DURE_TEST_TOOLS:-${HOME:-/root}/.cache/dure-test-tools}"
-STEPS=(node js s3 s3s)
+STEPS=(node js s3 s3s web e2e rtjs)
 # 20: npm oidc-provider 9 (tests/js/idp.mjs, the test OpenID provider) needs node >= 20.18.
 MIN_NODE_MAJOR=20
 MOTO_VERSION=5.2.5
@@ -74,6 +77,41 @@ step_js() {
     || die "npm ci in $dir failed"
   lock_hash "$dir" >"$stamp"
   log "tests/js/node_modules installed"
+}
+
+# npm_ci_once DIR: npm ci from DIR's lockfile unless node_modules already matches it.
+npm_ci_once() {
+  local dir="$ROOT/$1" stamp
+  stamp="$dir/node_modules/.dure-lock-sha256"
+  [[ -f $dir/package-lock.json ]] || die "$dir/package-lock.json is missing"
+  command -v npm >/dev/null || die "npm missing: run the node step first"
+  if [[ -f $stamp && "$(cat "$stamp")" == "$(lock_hash "$dir")" ]]; then
+    log "$1/node_modules up to date"
+    return
+  fi
+  log "npm ci in $1"
+  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) \
+    || die "npm ci in $dir failed"
+  lock_hash "$dir" >"$stamp"
+  log "$1/node_modules installed"
+}
+
+step_web() {
+  npm_ci_once clients/web
+}
+
+step_e2e() {
+  # playwright-core cannot download browsers here: it drives Debian's chromium. Korean fonts
+  # so that the Korean UI renders (and its screenshots show text, not boxes).
+  if [[ ! -x /usr/bin/chromium ]] || ! fc-list 2>/dev/null | grep -qi nanum; then
+    apt_install chromium fonts-nanum fonts-noto-core
+  fi
+  [[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium still missing after installing chromium"
+  npm_ci_once tests/e2e
+}
+
+step_rtjs() {
+  npm_ci_once tests/richtext-js
 }
 
 step_s3() {

@@ -16,6 +16,7 @@ mod persist;
 mod presence;
 pub mod protocol;
 mod registry;
+pub mod richtext;
 mod room;
 
 pub use config::RoomConfig;

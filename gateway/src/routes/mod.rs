@@ -5,20 +5,23 @@ use axum::Router;
 use crate::state::AppState;
 
 mod api;
+mod app;
 mod audit_api;
 mod doc_socket;
 mod docs_api;
 mod health;
-mod home;
 mod sign_in;
+mod transfer;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(home::routes())
         .merge(health::routes())
         .merge(doc_socket::routes())
         .merge(sign_in::routes())
         .merge(docs_api::routes())
         .merge(audit_api::routes())
+        .merge(transfer::routes())
+        // Last: the app's router carries the fallback (its index.html for app paths).
+        .merge(app::routes())
         .with_state(state)
 }

@@ -1,0 +1,50 @@
+// History-API routing. Paths: `/` and `/docs` (the list, `?scope=&q=`), `/d/{id}` (a document).
+
+export type Route =
+  | { name: 'list'; scope: string; q: string }
+  | { name: 'doc'; id: string }
+  | { name: 'notfound' };
+
+const DOC_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export function parse(loc: Location | URL = location): Route {
+  const path = loc.pathname.replace(/\/+$/, '') || '/';
+  if (path === '/' || path === '/docs') {
+    const params = new URLSearchParams(loc.search);
+    return { name: 'list', scope: params.get('scope') ?? 'all', q: params.get('q') ?? '' };
+  }
+  const m = /^\/d\/([^/]+)$/.exec(path);
+  if (m?.[1]) {
+    const id = decodeURIComponent(m[1]);
+    if (DOC_ID.test(id)) return { name: 'doc', id };
+  }
+  return { name: 'notfound' };
+}
+
+let onChange: () => void = () => {};
+
+export function startRouter(render: () => void): void {
+  onChange = render;
+  window.addEventListener('popstate', () => onChange());
+  // Same-origin links marked data-link navigate without a page load (modified clicks still
+  // open new tabs as usual).
+  document.addEventListener('click', (e) => {
+    const a = (e.target as Element | null)?.closest?.('a[data-link]');
+    if (!(a instanceof HTMLAnchorElement)) return;
+    if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    navigate(a.pathname + a.search);
+  });
+  render();
+}
+
+export function navigate(path: string, replace = false): void {
+  if (path === location.pathname + location.search) return;
+  if (replace) history.replaceState(null, '', path);
+  else history.pushState(null, '', path);
+  onChange();
+}
+
+export function docPath(id: string): string {
+  return '/d/' + encodeURIComponent(id);
+}
