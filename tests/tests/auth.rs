@@ -1205,3 +1205,102 @@ async fn local_mode_has_one_user_and_refuses_foreign_pages() -> R {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_import_follow_roles() -> R {
+    let env = Env::start(|o| o, &[]).await?;
+    let alice = env.signed_in("alice").await?;
+    let bob = env.signed_in("bob").await?;
+    let carol = env.signed_in("carol").await?;
+    let markdown = "# Plan 2027\n\nHello **world** and `code`.\n\n- [x] done\n- [ ] next\n";
+    let origin = env.base.clone();
+    let import = |b: &Browser, body: Vec<u8>, query: &'static str| {
+        let url = env.url(&format!("/api/docs/import{query}"));
+        let origin = origin.clone();
+        let b = b.clone();
+        async move {
+            b.request(
+                Method::POST,
+                &url,
+                &[("origin", origin.as_str())],
+                Some(dure_tests::browser::Body::Raw {
+                    content_type: "text/markdown".into(),
+                    bytes: body,
+                }),
+            )
+            .await
+        }
+    };
+    let resp = import(&alice, markdown.as_bytes().to_vec(), "").await?;
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    let meta: Value = serde_json::from_str(&resp.body)?;
+    assert_eq!(meta["title"], "Plan 2027", "title from the first heading");
+    assert_eq!(meta["role"], "owner");
+    let doc = meta["id"].as_str().ok_or("id")?.to_owned();
+
+    let export = |b: &Browser, format: &str| {
+        let url = env.url(&format!("/api/docs/{doc}/export?format={format}"));
+        let b = b.clone();
+        async move { b.get(&url).await }
+    };
+    let md = export(&alice, "md").await?;
+    assert_eq!(md.status, 200, "{}", md.body);
+    assert_eq!(
+        md.body, markdown,
+        "import then export gives the same Markdown"
+    );
+    assert!(
+        md.header("content-type")
+            .is_some_and(|c| c.starts_with("text/markdown"))
+    );
+    let disposition = md.header("content-disposition").unwrap_or("").to_owned();
+    assert!(
+        disposition.contains("Plan 2027.md") || disposition.contains("Plan%202027.md"),
+        "{disposition}"
+    );
+    assert_eq!(
+        export(&carol, "md").await?.status,
+        403,
+        "no role, no export"
+    );
+    env.api(
+        &alice,
+        Method::POST,
+        &format!("/api/docs/{doc}/shares"),
+        Some(json!({"kind": "group", "id": "finance", "role": "viewer"})),
+    )
+    .await?;
+    let html = export(&bob, "html").await?;
+    assert_eq!(html.status, 200);
+    assert!(
+        html.body.contains("<strong>world</strong>")
+            && html.body.contains("<title>Plan 2027</title>"),
+        "{}",
+        html.body
+    );
+    let txt = export(&bob, "txt").await?;
+    assert!(txt.body.contains("Hello world and code."), "{}", txt.body);
+    assert_eq!(export(&bob, "docx").await?.status, 400);
+
+    // Bad input stores nothing.
+    let before = env
+        .api(&alice, Method::GET, "/api/docs?scope=mine", None)
+        .await?
+        .1;
+    let resp = import(&alice, vec![0xff, 0xfe, 0x00, 0x41], "?title=bad").await?;
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    let resp = import(&alice, vec![b'a'; 5 * 1024 * 1024], "?title=big").await?;
+    assert_eq!(resp.status, 413, "over the import limit");
+    let resp = import(&anon_browser()?, markdown.as_bytes().to_vec(), "").await?;
+    assert_eq!(resp.status, 401);
+    let after = env
+        .api(&alice, Method::GET, "/api/docs?scope=mine", None)
+        .await?
+        .1;
+    assert_eq!(ids(&before), ids(&after), "refused imports create nothing");
+    Ok(())
+}
+
+fn anon_browser() -> Result<Browser, BoxError> {
+    Browser::new()
+}

@@ -188,7 +188,13 @@ impl Oidc {
 
     /// Starts a sign-in: returns the provider URL to send the browser to and the state that
     /// the browser must also present (in its login cookie) when it comes back.
-    pub async fn start_login(&self, return_to: String) -> Result<(String, String), OidcError> {
+    /// `login_hint` (an e-mail or user name the app already knows) is passed on to the
+    /// provider, as OpenID Connect defines, to preselect the account.
+    pub async fn start_login(
+        &self,
+        return_to: String,
+        login_hint: Option<&str>,
+    ) -> Result<(String, String), OidcError> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut req = client.authorize_url(
@@ -200,6 +206,9 @@ impl Oidc {
             if scope != "openid" {
                 req = req.add_scope(Scope::new(scope.clone()));
             }
+        }
+        if let Some(hint) = login_hint {
+            req = req.add_extra_param("login_hint", hint.to_owned());
         }
         let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());

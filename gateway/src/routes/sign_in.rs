@@ -62,7 +62,11 @@ async fn login(
         return (StatusCode::NOT_FOUND, "local mode: there is no sign-in\n").into_response();
     };
     let return_to = safe_return_to(q.get("return_to"));
-    match oidc.start_login(return_to).await {
+    let hint = q
+        .get("login_hint")
+        .map(String::as_str)
+        .filter(|h| !h.is_empty() && h.len() <= 256 && !h.chars().any(char::is_control));
+    match oidc.start_login(return_to, hint).await {
         Ok((url, csrf)) => {
             let cookie = cookie::Cookie::build((LOGIN_COOKIE, csrf))
                 .http_only(true)
