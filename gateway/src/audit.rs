@@ -3,7 +3,9 @@
 //! store, one object each, `audit/{YYYY-MM-DD}/{unix ms}-{random}`, written if-absent so a
 //! record is never overwritten.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dure_storage::{Key, PutCondition, Store};
@@ -37,7 +39,13 @@ pub struct AuditEvent {
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     store: Store,
+    /// When each (user, document) was last recorded as opened.
+    opened: Arc<Mutex<HashMap<(String, String), Instant>>>,
 }
+
+/// A reconnect within this long of the last recorded open is not recorded again: laptops on
+/// bad networks reconnect often, and the log is for people to read.
+const OPEN_DEDUP: Duration = Duration::from_secs(600);
 
 /// What a query asks for.
 #[derive(Debug, Default)]
@@ -60,7 +68,28 @@ fn day_of(ms: u64) -> String {
 
 impl AuditLog {
     pub fn new(store: Store) -> Self {
-        AuditLog { store }
+        AuditLog {
+            store,
+            opened: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Whether this open of `doc` by `user` should be recorded (not within [`OPEN_DEDUP`] of
+    /// the last recorded one).
+    pub fn first_open(&self, user: &str, doc: &dure_storage::DocId) -> bool {
+        let mut map = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if map.len() > 100_000 {
+            map.retain(|_, t| now.duration_since(*t) < OPEN_DEDUP);
+        }
+        let key = (user.to_owned(), doc.to_string());
+        match map.get(&key) {
+            Some(t) if now.duration_since(*t) < OPEN_DEDUP => false,
+            _ => {
+                map.insert(key, now);
+                true
+            }
+        }
     }
 
     /// Appends a record. A failed write is retried in the background for a minute and

@@ -219,16 +219,22 @@ async fn serve(
             return;
         }
     };
-    state
-        .audit
-        .record(
-            "open",
-            &principal.identity,
-            Some(doc.as_str()),
-            Some(peer.ip().to_string()),
-            serde_json::json!({"role": role}),
-        )
-        .await;
+    if !state.auth.is_local() && state.audit.first_open(&principal.identity.id, &doc) {
+        // Off the connect path: the socket does not wait for the audit write.
+        let (audit, who) = (state.audit.clone(), principal.identity.clone());
+        let (doc_id, ip) = (doc.to_string(), peer.ip().to_string());
+        tokio::spawn(async move {
+            audit
+                .record(
+                    "open",
+                    &who,
+                    Some(&doc_id),
+                    Some(ip),
+                    serde_json::json!({"role": role}),
+                )
+                .await;
+        });
+    }
     let writable = Arc::new(AtomicBool::new(role >= Role::Editor));
     let conn = match timeout(Duration::from_secs(30), state.rooms.join(&doc, opts)).await {
         Ok(Ok(conn)) => conn,
