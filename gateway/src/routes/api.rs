@@ -91,6 +91,20 @@ impl Caller {
     pub fn identity(&self) -> &Arc<Identity> {
         &self.principal.identity
     }
+
+    /// Records what this caller did to `doc` in the audit log.
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        action: &str,
+        doc: &str,
+        detail: serde_json::Value,
+    ) {
+        state
+            .audit
+            .record(action, self.identity(), Some(doc), self.ip.clone(), detail)
+            .await;
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -98,15 +98,8 @@ async fn create(
     let title =
         clean_title(&body.map(|b| b.0.title).unwrap_or_default()).map_err(ApiError::bad_request)?;
     let meta = state.catalog.create(caller.identity(), title).await?;
-    state
-        .audit
-        .record(
-            "create",
-            caller.identity(),
-            Some(&meta.id),
-            caller.ip.clone(),
-            json!({"title": meta.title}),
-        )
+    caller
+        .audit(&state, "create", &meta.id, json!({"title": meta.title}))
         .await;
     Ok((
         StatusCode::CREATED,
@@ -202,15 +195,8 @@ async fn rename(
             Ok(())
         })
         .await?;
-    state
-        .audit
-        .record(
-            "rename",
-            caller.identity(),
-            Some(id.as_str()),
-            caller.ip.clone(),
-            json!({"title": title}),
-        )
+    caller
+        .audit(&state, "rename", id.as_str(), json!({"title": title}))
         .await;
     Ok(Json(view(&meta, role, retention_ms(&state))))
 }
@@ -287,16 +273,7 @@ async fn share(
             Ok(())
         })
         .await?;
-    state
-        .audit
-        .record(
-            "share",
-            caller.identity(),
-            Some(id.as_str()),
-            caller.ip.clone(),
-            detail,
-        )
-        .await;
+    caller.audit(&state, "share", id.as_str(), detail).await;
     Ok(Json(view(&meta, role, retention_ms(&state))))
 }
 
@@ -350,16 +327,7 @@ async fn revoke_share(
             Ok(())
         })
         .await?;
-    state
-        .audit
-        .record(
-            "revoke",
-            caller.identity(),
-            Some(id.as_str()),
-            caller.ip.clone(),
-            detail,
-        )
-        .await;
+    caller.audit(&state, "revoke", id.as_str(), detail).await;
     Ok(Json(view(&meta, role, retention_ms(&state))))
 }
 
@@ -378,16 +346,7 @@ async fn trash(
             Ok(())
         })
         .await?;
-    state
-        .audit
-        .record(
-            "delete",
-            caller.identity(),
-            Some(id.as_str()),
-            caller.ip.clone(),
-            json!({}),
-        )
-        .await;
+    caller.audit(&state, "delete", id.as_str(), json!({})).await;
     Ok(Json(view(&meta, role, retention_ms(&state))))
 }
 
@@ -415,15 +374,8 @@ async fn restore(
             Ok(())
         })
         .await?;
-    state
-        .audit
-        .record(
-            "restore",
-            caller.identity(),
-            Some(id.as_str()),
-            caller.ip.clone(),
-            json!({}),
-        )
+    caller
+        .audit(&state, "restore", id.as_str(), json!({}))
         .await;
     let _ = state.auth.changes.send(Change::Doc(id));
     Ok(Json(view(&meta, Role::Owner, retention_ms(&state))))

@@ -179,13 +179,11 @@ async fn import(
         let _ = state.catalog.remove(&id).await;
         return Err(ApiError::unavailable(format!("store: {e}")));
     }
-    state
-        .audit
-        .record(
+    caller
+        .audit(
+            &state,
             "create",
-            caller.identity(),
-            Some(id.as_str()),
-            caller.ip.clone(),
+            id.as_str(),
             json!({"title": meta.title, "imported": "markdown", "bytes": body.len()}),
         )
         .await;
