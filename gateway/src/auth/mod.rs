@@ -2,6 +2,7 @@
 //! the Origin allow-list, and the bus that tells live sockets when access changed.
 
 pub mod bearer;
+pub mod changes;
 pub mod identity;
 pub mod jwks;
 pub mod oidc;
@@ -11,23 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, header};
-use dure_storage::{DocId, Store};
-use tokio::sync::broadcast;
+use dure_storage::Store;
 
 pub use identity::Identity;
 use oidc::Oidc;
 use session::{SessionKey, Sessions};
 
 use crate::config::Config;
-
-/// Something that may change what a live socket is allowed to do.
-#[derive(Clone, Debug)]
-pub enum Change {
-    /// A document's shares, owner or trash state changed.
-    Doc(DocId),
-    /// A session ended (sign-out).
-    Session(SessionKey),
-}
 
 /// How a request proved who it is.
 #[derive(Clone, Debug)]
@@ -60,7 +51,7 @@ pub struct Auth {
     pub oidc: Option<Arc<Oidc>>,
     pub sessions: Option<Sessions>,
     bearer: Option<bearer::BearerVerifier>,
-    pub changes: broadcast::Sender<Change>,
+    pub changes: Arc<changes::ChangeBus>,
     pub allowed_origins: Vec<String>,
     pub secure_cookies: bool,
     pub public_url: String,
@@ -77,7 +68,7 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     /// Sets up sign-in: discovers the provider when one is configured.
     pub async fn new(config: &Config, store: Store) -> Result<Self, oidc::OidcError> {
-        let (changes, _) = broadcast::channel(1024);
+        let changes = Arc::new(changes::ChangeBus::default());
         let (oidc, sessions, bearer) = match &config.oidc {
             Some(oc) => {
                 let oidc = Oidc::discover(oc.clone()).await?;

@@ -14,11 +14,12 @@ use dure_storage::{DocId, Key, PutCondition, Store, StoreError, Version};
 use futures_util::StreamExt;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::Mutex;
 use tracing::warn;
 
 use super::meta::{DocMeta, UserRef};
-use crate::auth::{Change, Identity};
+use crate::auth::Identity;
+use crate::auth::changes::ChangeBus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -53,7 +54,7 @@ pub struct Catalog {
     docs: RwLock<HashMap<DocId, Entry>>,
     users: RwLock<HashMap<String, UserRecord>>,
     write: Mutex<()>,
-    changes: broadcast::Sender<Change>,
+    changes: Arc<ChangeBus>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -94,10 +95,7 @@ pub fn new_doc_id() -> Result<DocId, CatalogError> {
 
 impl Catalog {
     /// Loads every document's and user's metadata from the store.
-    pub async fn load(
-        store: Store,
-        changes: broadcast::Sender<Change>,
-    ) -> Result<Self, CatalogError> {
+    pub async fn load(store: Store, changes: Arc<ChangeBus>) -> Result<Self, CatalogError> {
         let mut docs = HashMap::new();
         let listed = store.list("meta/docs/").await?;
         let mut fetches = futures_util::stream::iter(listed.into_iter().map(|e| {
@@ -258,7 +256,7 @@ impl Catalog {
                             version: v,
                         },
                     );
-                    let _ = self.changes.send(Change::Doc(id.clone()));
+                    self.changes.doc_changed(id);
                     return Ok(next);
                 }
                 Err(StoreError::ConditionFailed { .. }) if attempt < 2 => {
@@ -284,7 +282,7 @@ impl Catalog {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-        let _ = self.changes.send(Change::Doc(id.clone()));
+        self.changes.doc_changed(id);
         Ok(())
     }
 

@@ -209,7 +209,7 @@ async fn serve(
         state.catalog.saw_user(&principal.identity).await;
     }
     // Listen for access changes before checking access, so none slips in between.
-    let changes = state.auth.changes.subscribe();
+    let changes = access::Watch::new(&state, &doc, &principal);
     let role = match admit(&state, &doc, &principal.identity) {
         Admission::Role(role) => role,
         Admission::Refuse(code, reason, label) => {

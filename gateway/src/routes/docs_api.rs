@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::{ApiError, Caller};
-use crate::auth::{Change, Identity};
+use crate::auth::Identity;
 use crate::docs::catalog::now_ms;
 use crate::docs::meta::clean_title;
 use crate::docs::{DocMeta, Role, Share, ShareKind};
@@ -377,7 +377,6 @@ async fn restore(
     caller
         .audit(&state, "restore", id.as_str(), json!({}))
         .await;
-    let _ = state.auth.changes.send(Change::Doc(id));
     Ok(Json(view(&meta, Role::Owner, retention_ms(&state))))
 }
 

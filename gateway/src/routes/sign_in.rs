@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::api::{ApiError, Caller};
 use crate::auth::session::SessionKey;
-use crate::auth::{Change, cookie_value, session_cookie};
+use crate::auth::{cookie_value, session_cookie};
 use crate::state::AppState;
 
 /// Binds a started sign-in to the browser that started it.
@@ -171,7 +171,7 @@ async fn logout(
     if let Some(cookie) = session_cookie(&headers) {
         let key = SessionKey::of_cookie(&cookie);
         if let Some(record) = sessions.end(&key).await {
-            let _ = state.auth.changes.send(Change::Session(key));
+            state.auth.changes.session_ended(&key);
             info!(user = %record.identity.id, "signed out");
             state
                 .audit

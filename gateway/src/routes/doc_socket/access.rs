@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use tracing::debug;
 
 use super::{Close, code};
-use crate::auth::{Change, Identity, Principal, Via};
+use crate::auth::{Identity, Principal, Via};
 use crate::docs::Role;
 use crate::docs::catalog::now_ms;
 use crate::state::AppState;
@@ -80,13 +80,32 @@ pub fn permission_denied(reason: &str) -> bytes::Bytes {
     out.into()
 }
 
+/// The change subscriptions of one socket: its document, and its session if it has one.
+pub struct Watch {
+    doc: broadcast::Receiver<()>,
+    session: Option<broadcast::Receiver<()>>,
+}
+
+impl Watch {
+    pub fn new(state: &AppState, doc: &DocId, principal: &Principal) -> Self {
+        let session = match &principal.via {
+            Via::Session(key) => Some(state.auth.changes.watch_session(key)),
+            Via::Local | Via::Bearer => None,
+        };
+        Watch {
+            doc: state.auth.changes.watch_doc(doc),
+            session,
+        }
+    }
+}
+
 /// Runs for the life of the socket; resolves with the close to send when access ends.
 /// Downgrades to viewer (or upgrades) switch `writable` in place.
 pub async fn watch_access(
     state: &AppState,
     doc: &DocId,
     mut principal: Principal,
-    mut changes: broadcast::Receiver<Change>,
+    mut watch: Watch,
     writable: &AtomicBool,
 ) -> Close {
     loop {
@@ -96,48 +115,50 @@ pub async fn watch_access(
                 .unwrap_or(Duration::ZERO);
             tokio::time::Instant::now() + left
         });
-        let recheck_role = tokio::select! {
+        tokio::select! {
             () = sleep_until_opt(wake) => {
                 match state.auth.recheck(&principal).await {
-                    Ok(p) => {
-                        principal = p;
-                        true
-                    }
+                    Ok(p) => principal = p,
                     Err(e) => return (code::UNAUTHORIZED, format!("signed out: {e}"), "unauthorized"),
                 }
             }
-            msg = changes.recv() => match msg {
-                Ok(Change::Doc(d)) => d == *doc,
-                Ok(Change::Session(key)) => {
-                    if matches!(&principal.via, Via::Session(k) if *k == key) {
-                        return (code::UNAUTHORIZED, "signed out".into(), "unauthorized");
-                    }
-                    false
+            msg = watch.doc.recv() => {
+                if let Err(broadcast::error::RecvError::Closed) = msg {
+                    // The topic was pruned (no sender side left): subscribe again.
+                    watch.doc = state.auth.changes.watch_doc(doc);
                 }
-                // Missed some changes: look at everything again.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if let Via::Session(key) = &principal.via {
-                        match state.auth.session(key).await {
-                            Ok(p) => principal = p,
-                            Err(e) => return (code::UNAUTHORIZED, format!("signed out: {e}"), "unauthorized"),
+            }
+            Some(msg) = recv_opt(watch.session.as_mut()) => {
+                match msg {
+                    Err(broadcast::error::RecvError::Closed) => {
+                        if let Via::Session(key) = &principal.via {
+                            watch.session = Some(state.auth.changes.watch_session(key));
                         }
+                        continue;
                     }
-                    true
+                    _ => return (code::UNAUTHORIZED, "signed out".into(), "unauthorized"),
                 }
-                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-            },
-        };
-        if recheck_role {
-            match admit(state, doc, &principal.identity) {
-                Admission::Role(role) => {
-                    let w = role >= Role::Editor;
-                    if writable.swap(w, Ordering::AcqRel) != w {
-                        debug!(?role, "role changed on a live socket");
-                    }
-                }
-                Admission::Refuse(code, reason, label) => return (code, reason, label),
             }
         }
+        // Something changed (or a session was refreshed): look at the role again.
+        match admit(state, doc, &principal.identity) {
+            Admission::Role(role) => {
+                let w = role >= Role::Editor;
+                if writable.swap(w, Ordering::AcqRel) != w {
+                    debug!(?role, "role changed on a live socket");
+                }
+            }
+            Admission::Refuse(code, reason, label) => return (code, reason, label),
+        }
+    }
+}
+
+async fn recv_opt(
+    rx: Option<&mut broadcast::Receiver<()>>,
+) -> Option<Result<(), broadcast::error::RecvError>> {
+    match rx {
+        Some(rx) => Some(rx.recv().await),
+        None => std::future::pending().await,
     }
 }
 
