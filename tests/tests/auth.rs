@@ -965,7 +965,7 @@ async fn sessions_refresh_then_end() -> R {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trash_is_purged_after_retention() -> R {
-    let env = Env::start(|o| o, &["--trash-retention", "3s", "--idle-unload", "1s"]).await?;
+    let env = Env::start(|o| o, &["--trash-retention", "6s", "--idle-unload", "1s"]).await?;
     let alice = env.signed_in("alice").await?;
     let doc = create_doc(&env, &alice, "Short-lived").await?;
     let a = YClient::connect(
@@ -981,14 +981,15 @@ async fn trash_is_purged_after_retention() -> R {
     a.wait_acked(1, Duration::from_secs(10)).await?;
     env.api(&alice, Method::DELETE, &format!("/api/docs/{doc}"), None)
         .await?;
-    assert_eq!(
-        a.wait_closed(Duration::from_secs(5)).await?.map(|c| c.0),
-        Some(4404)
-    );
+    // Checked at once: the retention (6 s) has not passed yet.
     let docs_dir = env.dure.data_dir.join("objects").join("docs").join(&doc);
     assert!(
         files_under(&docs_dir) > 0,
         "content kept while in the trash"
+    );
+    assert_eq!(
+        a.wait_closed(Duration::from_secs(5)).await?.map(|c| c.0),
+        Some(4404)
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
