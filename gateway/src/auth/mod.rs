@@ -47,6 +47,10 @@ pub enum AuthFailure {
     ForeignOrigin(String),
 }
 
+/// The one local-mode identity, shared (not allocated per request or socket).
+static LOCAL_USER: std::sync::LazyLock<Arc<Identity>> =
+    std::sync::LazyLock::new(|| Arc::new(Identity::local()));
+
 pub struct Auth {
     pub oidc: Option<Arc<Oidc>>,
     pub sessions: Option<Sessions>,
@@ -126,7 +130,7 @@ impl Auth {
                 return Err(AuthFailure::ForeignOrigin(o));
             }
             return Ok(Principal {
-                identity: Arc::new(Identity::local()),
+                identity: LOCAL_USER.clone(),
                 via: Via::Local,
                 check_at: None,
             });

@@ -13,12 +13,13 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use bytes::Bytes;
 use dure_collab::{
     CloseReason, ConnectionReceiver, ConnectionSender, DocId, JoinError, JoinOptions, Outgoing,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -181,10 +182,9 @@ async fn serve(
 ) {
     let principal = match credentials {
         Credentials::Checked(r) => r.map_err(|e| e.to_string()),
-        Credentials::FirstMessage => match first_message_token(&mut socket).await {
-            Ok(token) => state
-                .auth
-                .verify_token(&token)
+        // Boxed: rare paths with large futures must not enlarge every socket's task.
+        Credentials::FirstMessage => match Box::pin(first_message_token(&mut socket)).await {
+            Ok(token) => Box::pin(state.auth.verify_token(&token))
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
@@ -206,7 +206,7 @@ async fn serve(
     };
     tracing::Span::current().record("user", tracing::field::display(&principal.identity.id));
     if !state.auth.is_local() {
-        state.catalog.saw_user(&principal.identity).await;
+        Box::pin(state.catalog.saw_user(&principal.identity)).await;
     }
     // Listen for access changes before checking access, so none slips in between.
     let changes = access::Watch::new(&state, &doc, &principal);
@@ -266,12 +266,14 @@ async fn serve(
     let (sender, mut receiver) = (conn.sender, conn.receiver);
     let ping = state.config.ping_interval;
     // Answers that only this socket gets (permission denied), written by the writer.
-    let (direct_tx, mut direct_rx) = mpsc::channel::<Message>(4);
+    // A watch, not an mpsc: it allocates a few bytes instead of a 32-slot block per socket,
+    // and these notices are rare (the newest one is enough).
+    let (direct_tx, mut direct_rx) = watch::channel::<Option<Bytes>>(None);
     let wrote = AtomicBool::new(false);
     let ended = tokio::select! {
         r = read_loop(&mut stream, &sender, ping, &writable, &direct_tx, &wrote) => r,
         () = write_loop(&mut sink, &mut receiver, &mut direct_rx, ping) => None,
-        c = watch_access(&state, &doc, principal.clone(), changes, &writable) => Some(c),
+        c = watch_access(&state, &doc, principal, changes, &writable) => Some(c),
     };
     if let Some((code, reason, label)) = ended {
         warn!(code, reason = %reason, "closing connection");
@@ -287,7 +289,7 @@ async fn serve(
     drop((sender, receiver));
     state.metrics.connections.dec();
     if wrote.load(Ordering::Relaxed) {
-        access::touch(&state, &doc).await;
+        Box::pin(access::touch(&state, &doc)).await;
     }
     debug!("disconnected");
 }
@@ -301,7 +303,7 @@ async fn read_loop(
     sender: &ConnectionSender,
     ping: Duration,
     writable: &AtomicBool,
-    direct: &mpsc::Sender<Message>,
+    direct: &watch::Sender<Option<Bytes>>,
     wrote: &AtomicBool,
 ) -> Option<Close> {
     let silence = ping * 2 + Duration::from_secs(5);
@@ -321,7 +323,7 @@ async fn read_loop(
                     if refused_for_viewer(&frame) {
                         // A viewer's edit reaches neither the room nor the store; the client
                         // is told (y-protocols auth message) and stays connected.
-                        let _ = direct.try_send(Message::Binary(permission_denied(
+                        direct.send_replace(Some(permission_denied(
                             "you can view this document but not edit it",
                         )));
                         continue;
@@ -369,15 +371,18 @@ fn frame_error(e: axum::Error) -> Option<Close> {
 async fn write_loop(
     sink: &mut SplitSink<WebSocket, Message>,
     receiver: &mut ConnectionReceiver,
-    direct: &mut mpsc::Receiver<Message>,
+    direct: &mut watch::Receiver<Option<Bytes>>,
     ping: Duration,
 ) {
     let mut next_ping = Instant::now() + ping;
     loop {
         let out = tokio::select! {
             out = receiver.next() => out,
-            Some(msg) = direct.recv() => {
-                if sink.send(msg).await.is_err() {
+            Ok(()) = direct.changed() => {
+                let notice = direct.borrow_and_update().clone();
+                if let Some(frame) = notice
+                    && sink.send(Message::Binary(frame)).await.is_err()
+                {
                     return;
                 }
                 continue;

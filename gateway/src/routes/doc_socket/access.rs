@@ -117,7 +117,9 @@ pub async fn watch_access(
         });
         tokio::select! {
             () = sleep_until_opt(wake) => {
-                match state.auth.recheck(&principal).await {
+                // Boxed: a refresh goes to the provider (HTTP client futures of several KiB),
+                // which must not sit inline in every socket's task while it idles.
+                match Box::pin(state.auth.recheck(&principal)).await {
                     Ok(p) => principal = p,
                     Err(e) => return (code::UNAUTHORIZED, format!("signed out: {e}"), "unauthorized"),
                 }
