@@ -110,7 +110,10 @@ export async function createDoc(page, base, title) {
   if (title) {
     const input = page.getByTestId('doc-title');
     await input.fill(title);
+    // Saved when the field loses the focus (Enter moves it to the text): wait for the server.
+    const renamed = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.ok());
     await input.press('Enter');
+    await renamed;
   }
   return new URL(page.url()).pathname.split('/').pop();
 }
@@ -118,4 +121,33 @@ export async function createDoc(page, base, title) {
 export function artifacts(dir) {
   mkdirSync(dir, { recursive: true });
   return (page, name, opts = {}) => page.screenshot({ path: `${dir}/${name}.png`, ...opts });
+}
+
+/**
+ * Runs `scenarios[name](browser)` in a fresh Chromium and exits: 0 when it passed, 1 with the
+ * reason on stderr and a screenshot of every open page (NAME-failure-I-J.png) when it failed.
+ */
+export async function main(scenarios, name, artifactDir) {
+  const scenario = scenarios[name];
+  if (!scenario) {
+    console.error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(', ')}`);
+    process.exit(2);
+  }
+  const started = Date.now();
+  const browser = await launch();
+  try {
+    await scenario(browser);
+    log(`${name}: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } catch (err) {
+    log(`${name}: FAILED: ${err.stack || err}`);
+    for (const [i, ctx] of browser.contexts().entries()) {
+      for (const [j, p] of ctx.pages().entries()) {
+        await p.screenshot({ path: `${artifactDir}/${name}-failure-${i}-${j}.png` }).catch(() => {});
+      }
+    }
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+    process.exit();
+  }
 }

@@ -1,8 +1,8 @@
 // Runs one browser scenario against a running dure: node run.mjs SCENARIO BASE_URL ARTIFACTS_DIR
 // Scenarios are listed in SCENARIOS below; tests/tests/web_e2e.rs starts dure and calls them.
 import {
-  artifacts, ask, assert, createDoc, docXml, editorText, launch, log, person, result, saveState,
-  typeAtEnd, waitFor, waitSaved,
+  artifacts, ask, assert, createDoc, docXml, editorText, main, person, result, saveState, typeAtEnd,
+  waitFor, waitSaved,
 } from './lib.mjs';
 
 const [, , name, base, artifactDir = 'target/e2e-artifacts'] = process.argv;
@@ -216,24 +216,4 @@ const SCENARIOS = {
   },
 };
 
-const scenario = SCENARIOS[name];
-if (!scenario) {
-  console.error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
-  process.exit(2);
-}
-const browser = await launch();
-try {
-  await scenario(browser);
-  log(`${name}: passed`);
-} catch (err) {
-  log(`${name}: FAILED: ${err.stack || err}`);
-  for (const [i, ctx] of browser.contexts().entries()) {
-    for (const [j, p] of ctx.pages().entries()) {
-      await p.screenshot({ path: `${artifactDir}/${name}-failure-${i}-${j}.png` }).catch(() => {});
-    }
-  }
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-  process.exit();
-}
+await main(SCENARIOS, name, artifactDir);

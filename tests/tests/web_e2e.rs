@@ -3,123 +3,34 @@
 //! scenario of `tests/e2e/run.mjs` and checks what the browsers saw against what the server
 //! stored. Screenshots land in `target/e2e-artifacts/`.
 //!
-//! The scenario talks to the test over a line protocol (see `tests/e2e/lib.mjs`): `ASK what`
-//! asks the test to act on the services (pause the store…) and answer `ok`; `RESULT json`
-//! hands over values to check. To add a scenario (viewer, sharing, sign-in with the test
-//! identity provider), write it in `run.mjs` and start the services it needs here.
+//! The scenario talks to the test over a line protocol (see `tests/e2e/lib.mjs` and
+//! `browser_runner`): `ASK what` asks the test to act on the services (pause the store…) and
+//! answer `ok`; `RESULT json` hands over values to check. To add a scenario, write it in
+//! `run.mjs` and start the services it needs here. Signed-in scenarios (the test identity
+//! provider, several people, roles, sharing) are in `web_e2e_oidc.rs` and `oidc.mjs`.
 //!
 //! Needs node, `tests/e2e/node_modules` and `/usr/bin/chromium`: `infra/install-test-deps.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+mod browser_runner;
+
 use std::time::Duration;
 
+use browser_runner::{Outcome, Scenario, artifacts_dir, field};
 use dure_tests::s3::MotoServer;
 use dure_tests::server::{Dure, temp_dir};
 use dure_tests::yclient::{ConnectOptions, YClient};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yrs::GetString;
-
-/// One browser at a time: the machine has two cores, and Chromium is hungry.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A whole scenario, browser start included.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 
 const T: Duration = Duration::from_secs(15);
 
-fn e2e_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
-
-fn artifacts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-artifacts")
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("DURE_CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-/// What a scenario handed back.
-struct Outcome {
-    results: Vec<Value>,
-}
-
-/// Runs `node tests/e2e/run.mjs NAME BASE ARTIFACTS`, answering its `ASK` lines with `on_ask`.
-async fn scenario(name: &str, dure: &Dure, mut on_ask: impl FnMut(&str)) -> Outcome {
-    let modules = e2e_dir().join("node_modules/playwright-core");
-    assert!(
-        modules.is_dir(),
-        "{} is missing: run infra/install-test-deps.sh (step e2e)",
-        modules.display()
-    );
-    assert!(
-        chromium().is_file(),
-        "{} is missing: run infra/install-test-deps.sh (step e2e installs Debian's chromium)",
-        chromium().display()
-    );
-    let _one_browser = BROWSER.lock().await;
-    std::fs::create_dir_all(artifacts_dir()).unwrap();
-    let mut child = Command::new(std::env::var("DURE_NODE").unwrap_or_else(|_| "node".into()))
-        .arg("run.mjs")
-        .arg(name)
-        .arg(dure.http_url("").trim_end_matches('/'))
-        .arg(artifacts_dir())
-        .current_dir(e2e_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node (run infra/install-test-deps.sh)");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let stderr_text = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = stderr_text.clone();
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
-            eprint!("{chunk}");
-            sink.lock().unwrap().push_str(&chunk);
-        }
-    });
-    let mut results = Vec::new();
-    let run = async {
-        while let Some(line) = stdout.next_line().await.unwrap() {
-            if let Some(what) = line.strip_prefix("ASK ") {
-                on_ask(what);
-                stdin.write_all(b"ok\n").await.unwrap();
-                stdin.flush().await.unwrap();
-            } else if let Some(json) = line.strip_prefix("RESULT ") {
-                results.push(serde_json::from_str(json).unwrap());
-            } else {
-                println!("{line}");
-            }
-        }
-        child.wait().await.unwrap()
-    };
-    let status = tokio::time::timeout(SCENARIO_TIMEOUT, run)
+/// Runs scenario `name` of `tests/e2e/run.mjs` against `dure`, answering its `ASK` lines with
+/// `on_ask`.
+async fn scenario(name: &str, dure: &Dure, on_ask: impl FnMut(&str)) -> Outcome {
+    Scenario::new("run.mjs", name, &dure.http_url(""))
+        .run(|| format!("--- dure ---\n{}", dure.logs()), on_ask)
         .await
-        .unwrap_or_else(|_| panic!("scenario {name} did not finish within {SCENARIO_TIMEOUT:?}"));
-    let _ = stderr_task.await;
-    assert!(
-        status.success(),
-        "scenario {name} failed ({status}); screenshots in {}\n{}\n--- dure ---\n{}",
-        artifacts_dir().display(),
-        stderr_text.lock().unwrap(),
-        dure.logs()
-    );
-    Outcome { results }
 }
 
 /// The document's rich text as the server has it (Yjs XML of the field `default`).
@@ -135,10 +46,6 @@ async fn stored_xml(dure: &Dure, doc: &str) -> String {
     };
     c.close().await.ok();
     xml
-}
-
-fn field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

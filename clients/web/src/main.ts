@@ -39,7 +39,7 @@ function render(): void {
 function routePage(): Page {
   const route = parse();
   if (route.name === 'list') return listPage(route.scope, route.q);
-  if (route.name === 'doc') return docPage(route.id);
+  if (route.name === 'doc') return docPage(route.id, () => show(build));
   return notFoundPage();
 }
 

@@ -65,7 +65,13 @@ export function openShareDialog(initial: DocMeta, onUpdated: (meta: DocMeta) => 
                 'span',
                 { class: 'share-who' },
                 h('span', { class: 'share-name' }, name),
-                h('span', { class: 'muted small' }, s.kind === 'group' ? t('group') : ('email' in s && s.email) || s.id),
+                // A person's id is the provider's subject, often an opaque string: only the
+                // e-mail is worth showing.
+                s.kind === 'group'
+                  ? h('span', { class: 'muted small' }, t('group'))
+                  : 'email' in s && s.email
+                    ? h('span', { class: 'muted small' }, s.email)
+                    : null,
               ),
               roleSelect(s.role, t('roleFor', { name }), (role) => void apply(() => api.share(meta.id, { kind: s.kind, id: s.id, role }))),
               h(

@@ -34,6 +34,9 @@ pub struct Share {
     /// Display name of a user, kept for the sharing dialog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// A user's e-mail, so that the dialog can tell people with the same name apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub role: Role,
 }
 
@@ -151,12 +154,14 @@ mod tests {
                     kind: ShareKind::Org,
                     id: None,
                     name: None,
+                    email: None,
                     role: Role::Viewer,
                 },
                 Share {
                     kind: ShareKind::Group,
                     id: Some("finance".into()),
                     name: None,
+                    email: None,
                     role: Role::Editor,
                 },
             ],

@@ -235,6 +235,7 @@ async fn share(
                 kind: ShareKind::User,
                 id: Some(user.id),
                 name: Some(user.name),
+                email: user.email,
                 role: body.role,
             }
         }
@@ -247,6 +248,7 @@ async fn share(
                 kind: ShareKind::Group,
                 id: Some(g.to_owned()),
                 name: None,
+                email: None,
                 role: body.role,
             }
         }
@@ -260,6 +262,7 @@ async fn share(
                 kind: ShareKind::Org,
                 id: None,
                 name: None,
+                email: None,
                 role: body.role,
             }
         }

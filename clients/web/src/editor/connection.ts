@@ -1,4 +1,5 @@
 import * as decoding from 'lib0/decoding';
+import { removeAwarenessStates } from 'y-protocols/awareness';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
@@ -54,6 +55,9 @@ export class DocConnection {
   acked = 0;
   private socket: WebSocket | null = null;
   private everConnected = false;
+  private destroyed = false;
+  /** Whether the server has ever sent this document (false: refused before any content). */
+  everSynced = false;
   private final: SaveState | null = null;
   private readonly startedAt = Date.now();
   private readonly listeners = new Set<() => void>();
@@ -62,6 +66,14 @@ export class DocConnection {
   private readonly onOnline = (): void => {
     if (!this.final) this.provider.connect();
     this.changed();
+  };
+  /**
+   * Leaving the page for good: tell the other tabs of this browser (y-websocket's
+   * BroadcastChannel) that we are gone, or they show us for another 30 s. The server drops our
+   * presence itself when the socket closes.
+   */
+  private readonly onPageHide = (e: PageTransitionEvent): void => {
+    if (!e.persisted) removeAwarenessStates(this.provider.awareness, [this.doc.clientID], 'page hidden');
   };
   private readonly onOffline = (): void => {
     // The socket may take long to notice a dead network; stop now, resume on 'online'.
@@ -97,14 +109,21 @@ export class DocConnection {
       if (status === 'connected') this.everConnected = true;
       this.changed();
     });
-    this.provider.on('sync', () => this.changed());
+    this.provider.on('sync', (synced) => {
+      if (synced) this.everSynced = true;
+      this.changed();
+    });
     this.provider.on('closed', ({ code, reason }) => {
       const final: FinalClose = code === 4401 || code === 4403 || code === 4404 ? code : 'other';
       this.final = { kind: 'final', code: final, reason };
+      // No access (any more): nothing of this document stays on this device. (Signed out: the
+      // copy stays, with any unsaved edits, for when this person signs in again.)
+      if (code === 4403) void this.local.clearData();
       this.changed();
     });
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOffline);
+    window.addEventListener('pagehide', this.onPageHide);
     this.graceTimer = window.setTimeout(() => this.changed(), CONNECT_GRACE_MS + 50);
   }
 
@@ -158,10 +177,28 @@ export class DocConnection {
     for (const l of this.listeners) l();
   }
 
+  /**
+   * Ends the connection and deletes this document's copy on this device (the next
+   * DocConnection starts from the server's copy). Used when the server refused local edits:
+   * it will never take them, and later edits built on them would not apply anywhere.
+   */
+  async discardLocalCopy(): Promise<void> {
+    const name = this.local.name;
+    this.destroy();
+    await new Promise<void>((resolve) => {
+      // Other tabs holding the database close it on 'versionchange' (y-indexeddb).
+      const req = indexedDB.deleteDatabase(name);
+      req.onsuccess = req.onerror = req.onblocked = () => resolve();
+    });
+  }
+
   destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
     clearTimeout(this.graceTimer);
     window.removeEventListener('online', this.onOnline);
     window.removeEventListener('offline', this.onOffline);
+    window.removeEventListener('pagehide', this.onPageHide);
     this.listeners.clear();
     this.deniedListeners.clear();
     this.provider.destroy();

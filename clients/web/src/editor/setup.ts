@@ -1,6 +1,7 @@
 import { Editor, Extension } from '@tiptap/core';
 import Collaboration from '@tiptap/extension-collaboration';
 import CollaborationCaret from '@tiptap/extension-collaboration-caret';
+import Image from '@tiptap/extension-image';
 import { TaskItem, TaskList } from '@tiptap/extension-list';
 import { TableKit } from '@tiptap/extension-table';
 import { Placeholder } from '@tiptap/extensions';
@@ -29,6 +30,9 @@ export function createEditor(opts: {
   return new Editor({
     element: opts.element,
     editable: opts.editable,
+    // The page's Content-Security-Policy (style-src 'self') refuses the <style> element TipTap
+    // would add: its base rules are in styles.css instead.
+    injectCSS: false,
     editorProps: {
       attributes: {
         class: 'prose',
@@ -49,6 +53,9 @@ export function createEditor(opts: {
       TaskList,
       TaskItem.configure({ nested: true }),
       TableKit.configure({ table: { resizable: false } }),
+      // Every node the server's import and export know (collab/src/richtext/schema.rs) must be
+      // in this schema: y-prosemirror silently deletes, for everyone, what the schema rejects.
+      Image,
       Placeholder.configure({ placeholder: t('placeholder') }),
       Collaboration.configure({ document: conn.doc, field: FIELD }),
       CollaborationCaret.configure({

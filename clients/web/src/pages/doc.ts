@@ -26,18 +26,41 @@ const STATUS: Record<Exclude<SaveState['kind'], 'final'>, { label: Key; hint: Ke
   offline: { label: 'statusOffline', hint: 'statusOfflineHint', icon: I.offline },
 };
 
-/** The editor (editors, owners) or the live read-only view (viewers). */
-export function docPage(id: string): Page {
+/**
+ * Role changes are not pushed to the app (the server only enforces them on the socket): an
+ * open document asks again this often while visible, and when the window gets the focus or
+ * someone clicks into a read-only editor (at most once per ROLE_CHECK_GAP_MS).
+ */
+const ROLE_CHECK_INTERVAL_MS = 60_000;
+const ROLE_CHECK_GAP_MS = 1_000;
+
+/**
+ * Documents reopened from the server's copy after it refused local edits, and when: the
+ * reopened page keeps the notice, and never discards again right away (no loop if the local
+ * copy could not be deleted).
+ */
+const refusedAt = new Map<string, number>();
+const REFUSAL_LOOP_MS = 10_000;
+
+/**
+ * The editor (editors, owners) or the live read-only view (viewers). `reopen` builds the page
+ * again (a fresh connection), after the local copy was discarded.
+ */
+export function docPage(id: string, reopen: () => void): Page {
   const me = session.me;
   const metaKey = `meta:${me.id}:${id}`;
   let meta: DocMeta | null = cacheGet<DocMeta>(metaKey);
   let role: Role = meta?.role ?? 'editor';
-  let denied = false;
+  const reopenedAfterRefusal = refusedAt.get(id);
+  let denied = reopenedAfterRefusal !== undefined && Date.now() - reopenedAfterRefusal < REFUSAL_LOOP_MS;
+  let discarding = false;
+  let shown = true;
   const conn = new DocConnection(id, me.id);
 
   // In local mode every tab is the same user: colour each tab apart so carets can be told apart.
   const color = session.config.mode === 'local' ? colorFor(String(conn.doc.clientID)) : colorFor(me.id);
   const host = h('div', { class: 'editor-host', 'data-testid': 'editor' });
+  const paper = h('article', { class: 'paper' }, host);
   const notices = h('div', { class: 'doc-notices' });
   const topbar = h('header', { class: 'topbar doc-topbar' });
   const toolbarSlot = h('div', { class: 'toolbar-wrap' });
@@ -72,7 +95,8 @@ export function docPage(id: string): Page {
     const s = conn.state;
     statusEl.dataset['state'] = s.kind;
     if (s.kind === 'final') {
-      replace(statusEl, icon(I.alert, 16), h('span', {}, t(closeMessage(s.code))));
+      statusEl.title = t(closeMessage(s.code, conn.everSynced));
+      replace(statusEl, icon(I.alert, 16), h('span', {}, t(closeStatus(s.code))));
       return;
     }
     if (role === 'viewer' && s.kind !== 'offline') {
@@ -94,7 +118,9 @@ export function docPage(id: string): Page {
         s.code === 4401
           ? h('a', { class: 'btn btn-small btn-primary', href: loginUrl() }, t('signInAgain'))
           : h('a', { class: 'btn btn-small', href: '/', 'data-link': true }, t('goToDocuments'));
-      items.push(h('div', { class: 'notice notice-error', role: 'alert' }, icon(I.alert), h('span', {}, t(closeMessage(s.code))), action));
+      items.push(
+        h('div', { class: 'notice notice-error', role: 'alert' }, icon(I.alert), h('span', {}, t(closeMessage(s.code, conn.everSynced))), action),
+      );
     } else if (denied) {
       items.push(h('div', { class: 'notice notice-warn', role: 'alert' }, icon(I.lock), h('span', {}, t('permissionDenied'))));
     } else if (role === 'viewer') {
@@ -106,7 +132,7 @@ export function docPage(id: string): Page {
   const applyEditable = (): void => {
     const want = editable();
     if (editor.isEditable !== want) editor.setEditable(want);
-    titleInput.readOnly = role === 'viewer';
+    titleInput.readOnly = role === 'viewer' || conn.state.kind === 'final';
     bar?.update();
   };
 
@@ -167,10 +193,12 @@ export function docPage(id: string): Page {
   };
 
   const renderChrome = (): void => {
+    // Closed for good (signed out, no access, deleted): no editing tools, nobody "here".
+    const closed = conn.state.kind === 'final';
     titleInput.setAttribute('aria-label', t('documentTitle'));
     setTitle(titleInput.value || meta?.title || '');
     const shareBtn =
-      role === 'owner' && meta
+      role === 'owner' && meta && !closed
         ? h(
             'button',
             {
@@ -192,23 +220,31 @@ export function docPage(id: string): Page {
       topbar,
       h('a', { class: 'icon-btn back-btn', href: '/', 'data-link': true, 'aria-label': t('backToDocuments'), title: t('backToDocuments') }, icon(I.back, 20)),
       h('a', { class: 'brand-mark brand-mark-small', href: '/', 'data-link': true, 'aria-hidden': 'true', tabindex: -1 }, '두'),
-      h('div', { class: 'doc-heading' }, titleInput, h('div', { class: 'doc-meta-line' }, statusEl, role !== 'owner' && meta ? roleBadge(role) : null)),
+      h('div', { class: 'doc-heading' }, titleInput, h('div', { class: 'doc-meta-line' }, statusEl, role !== 'owner' && meta && !closed ? roleBadge(role) : null)),
       h('div', { class: 'spacer' }),
-      pres.el,
+      closed ? null : pres.el,
       shareBtn,
       menuButton(h('button', { class: 'icon-btn', type: 'button', 'aria-label': t('more'), title: t('more'), 'data-testid': 'more' }, icon(I.more, 20)), moreItems),
       langSwitch(),
       userMenu(),
     );
     bar = toolbar(editor, () => void openLink());
-    replace(toolbarSlot, role === 'viewer' ? null : bar.el);
+    replace(toolbarSlot, role === 'viewer' || closed ? null : bar.el);
+    // Refused before any content arrived: there is nothing to show but the notice.
+    paper.hidden = closed && !conn.everSynced;
     pres.el.setAttribute('aria-label', t('presence'));
     renderStatus();
     renderNotices();
     applyEditable();
   };
 
+  let closedShown = false;
   conn.onChange(() => {
+    if (conn.state.kind === 'final' && !closedShown) {
+      closedShown = true;
+      renderChrome();
+      return;
+    }
     renderStatus();
     renderNotices();
     applyEditable();
@@ -217,23 +253,54 @@ export function docPage(id: string): Page {
     denied = true;
     renderNotices();
     applyEditable();
+    // The server refused edits made here (we were made a viewer meanwhile). It will never take
+    // them, and edits built on them would apply nowhere: start again from the server's copy.
+    const last = refusedAt.get(id);
+    if (discarding || (last !== undefined && Date.now() - last < REFUSAL_LOOP_MS)) return;
+    discarding = true;
+    void (async () => {
+      await loadMeta();
+      await conn.discardLocalCopy();
+      refusedAt.set(id, Date.now());
+      if (shown) reopen();
+    })();
   });
 
+  let lastCheck = 0;
   const loadMeta = async (): Promise<void> => {
+    lastCheck = Date.now();
     try {
       const fresh = await api.get(id);
       const roleChanged = fresh.role !== role || !meta;
       meta = fresh;
       role = fresh.role;
       cachePut(metaKey, fresh);
-      setTitle(fresh.title);
+      // Never under the cursor of someone typing a new title.
+      if (document.activeElement !== titleInput) setTitle(fresh.title);
+      if (roleChanged && role !== 'viewer') denied = false;
       if (roleChanged) renderChrome();
     } catch (err) {
       // The socket is the authority on access (it closes with 4403/4404): metadata failures
       // only leave the cached title in place.
-      if (err instanceof ApiError && !err.offline && err.status !== 401) console.warn('metadata', err);
+      if (err instanceof ApiError && !err.offline && ![401, 403, 404].includes(err.status)) console.warn('metadata', err);
     }
   };
+
+  // Asks for the role again (see ROLE_CHECK_INTERVAL_MS); a change re-renders the page.
+  const recheck = (): void => {
+    if (discarding || conn.state.kind === 'final' || Date.now() - lastCheck < ROLE_CHECK_GAP_MS) return;
+    void loadMeta();
+  };
+  const onVisible = (): void => {
+    if (document.visibilityState === 'visible') recheck();
+  };
+  window.addEventListener('focus', recheck);
+  document.addEventListener('visibilitychange', onVisible);
+  // Someone told they may edit now clicks into the text: the editor follows at once.
+  host.addEventListener('pointerdown', () => {
+    if (!editor.isEditable) recheck();
+  });
+  const roleTimer = window.setInterval(onVisible, ROLE_CHECK_INTERVAL_MS);
 
   renderChrome();
   void loadMeta();
@@ -244,7 +311,7 @@ export function docPage(id: string): Page {
     { class: 'app doc-app' },
     topbar,
     toolbarSlot,
-    h('main', { id: 'main', class: 'doc-scroll', tabindex: -1 }, notices, h('article', { class: 'paper' }, host)),
+    h('main', { id: 'main', class: 'doc-scroll', tabindex: -1 }, notices, paper),
   );
   // Clicking the empty page below the text puts the caret at the end, like a word processor.
   el.querySelector('.paper')?.addEventListener('mousedown', (e) => {
@@ -258,6 +325,10 @@ export function docPage(id: string): Page {
     el,
     relabel: renderChrome,
     destroy: () => {
+      shown = false;
+      clearInterval(roleTimer);
+      window.removeEventListener('focus', recheck);
+      document.removeEventListener('visibilitychange', onVisible);
       pres.destroy();
       editor.destroy();
       conn.destroy();
@@ -277,6 +348,13 @@ function exposeForTests(conn: DocConnection): void {
   };
 }
 
-function closeMessage(code: number | 'other'): Key {
-  return code === 4401 ? 'closed4401' : code === 4403 ? 'closed4403' : 'closed4404';
+/** What a final close means. A 4403 before any content: this person never had access. */
+function closeMessage(code: number | 'other', everSynced: boolean): Key {
+  if (code === 4403) return everSynced ? 'closed4403' : 'noAccess';
+  return code === 4401 ? 'closed4401' : 'closed4404';
+}
+
+/** The same, short, for the status line under the title. */
+function closeStatus(code: number | 'other'): Key {
+  return code === 4401 ? 'statusSignedOut' : code === 4403 ? 'statusNoAccess' : 'statusGone';
 }
