@@ -84,6 +84,9 @@ async fn js_and_rust_clients_converge_on_text_and_awareness() {
     b.wait_awareness_gone(a_id as u32, T).await.unwrap();
 
     // And the store has it: a fresh JS client after a restart sees the same text.
+    // Wait for the process to be gone: it holds the data directory's lock until then.
+    let mut dure = dure;
+    dure.kill9().await.unwrap();
     drop(dure);
     let dure = Dure::start(&dir.path().join("data"), &[]).await.unwrap();
     let c = js
