@@ -63,22 +63,6 @@ step_node() {
 # The lockfile hash recorded after a successful `npm ci`; node_modules is stale when it differs.
 lock_hash() { sha256sum "$1/package-lock.json" | cut -d' ' -f1; }
 
-step_js() {
-  local dir="$ROOT/tests/js" stamp
-  stamp="$dir/node_modules/.dure-lock-sha256"
-  [[ -f $dir/package-lock.json ]] || die "$dir/package-lock.json is missing"
-  command -v npm >/dev/null || die "npm missing: run the node step first"
-  if [[ -f $stamp && "$(cat "$stamp")" == "$(lock_hash "$dir")" ]]; then
-    log "tests/js/node_modules up to date"
-    return
-  fi
-  log "npm ci in tests/js"
-  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) \
-    || die "npm ci in $dir failed"
-  lock_hash "$dir" >"$stamp"
-  log "tests/js/node_modules installed"
-}
-
 # npm_ci_once DIR: npm ci from DIR's lockfile unless node_modules already matches it.
 npm_ci_once() {
   local dir="$ROOT/$1" stamp
@@ -94,6 +78,10 @@ npm_ci_once() {
     || die "npm ci in $dir failed"
   lock_hash "$dir" >"$stamp"
   log "$1/node_modules installed"
+}
+
+step_js() {
+  npm_ci_once tests/js
 }
 
 step_web() {

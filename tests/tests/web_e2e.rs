@@ -19,9 +19,8 @@ use std::time::Duration;
 use browser_runner::{Outcome, Scenario, artifacts_dir, field};
 use dure_tests::s3::MotoServer;
 use dure_tests::server::{Dure, temp_dir};
-use dure_tests::yclient::{ConnectOptions, YClient};
+use dure_tests::yclient::ConnectOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use yrs::GetString;
 
 const T: Duration = Duration::from_secs(15);
 
@@ -35,17 +34,7 @@ async fn scenario(name: &str, dure: &Dure, on_ask: impl FnMut(&str)) -> Outcome 
 
 /// The document's rich text as the server has it (Yjs XML of the field `default`).
 async fn stored_xml(dure: &Dure, doc: &str) -> String {
-    let c = YClient::connect(&dure.doc_url(doc, false), ConnectOptions::default())
-        .await
-        .expect("connect");
-    c.wait_synced(T).await.expect("synced");
-    let fragment = c.doc().get_or_insert_xml_fragment("default");
-    let xml = {
-        let txn = yrs::Transact::transact(c.doc());
-        fragment.get_string(&txn)
-    };
-    c.close().await.ok();
-    xml
+    browser_runner::stored_xml(&dure.doc_url(doc, false), ConnectOptions::default(), T).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,8 +23,7 @@ use browser_runner::{Outcome, Scenario, artifacts_dir, field};
 use dure_tests::browser::Browser;
 use dure_tests::idp::{IdpOptions, SCOPES, TestIdp, free_port};
 use dure_tests::server::{Dure, temp_dir};
-use dure_tests::yclient::{ConnectOptions, YClient};
-use yrs::GetString;
+use dure_tests::yclient::ConnectOptions;
 
 const T: Duration = Duration::from_secs(15);
 
@@ -126,17 +125,7 @@ impl Oidc {
             ],
             ..ConnectOptions::default()
         };
-        let c = YClient::connect(&self.dure.doc_url(doc, false), opts)
-            .await
-            .expect("connect");
-        c.wait_synced(T).await.expect("synced");
-        let fragment = c.doc().get_or_insert_xml_fragment("default");
-        let xml = {
-            let txn = yrs::Transact::transact(c.doc());
-            fragment.get_string(&txn)
-        };
-        c.close().await.ok();
-        xml
+        browser_runner::stored_xml(&self.dure.doc_url(doc, false), opts, T).await
     }
 }
 

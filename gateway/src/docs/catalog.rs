@@ -161,14 +161,6 @@ impl Catalog {
             .collect()
     }
 
-    pub fn len(&self) -> usize {
-        self.docs.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub async fn create(
         &self,
         owner: &Identity,

@@ -150,3 +150,23 @@ impl<'a> Scenario<'a> {
 pub fn field<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
+
+/// The rich text (Yjs XML of the editor's field `default`) as the server has it, read by a
+/// Rust Yjs client connecting with `opts`.
+pub async fn stored_xml(
+    url: &str,
+    opts: dure_tests::yclient::ConnectOptions,
+    timeout: Duration,
+) -> String {
+    let c = dure_tests::yclient::YClient::connect(url, opts)
+        .await
+        .expect("connect");
+    c.wait_synced(timeout).await.expect("synced");
+    let fragment = c.doc().get_or_insert_xml_fragment("default");
+    let xml = {
+        let txn = yrs::Transact::transact(c.doc());
+        yrs::GetString::get_string(&fragment, &txn)
+    };
+    c.close().await.ok();
+    xml
+}
