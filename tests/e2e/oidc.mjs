@@ -89,6 +89,9 @@ const SCENARIOS = {
     await waitFor('Bob sees Alice\'s text', async () => (await plainText(b.page)).includes('Alice drafts the first line.'));
     await waitFor('Bob sees the title', async () => (await b.page.getByTestId('doc-title').inputValue()) === 'Budget 2027 — notes');
     assert(await editable(b.page), 'Bob, an editor, got a read-only editor');
+    // Let Bob's editor settle on the synced document (his handshake acknowledged) before he
+    // types: typing into the editor's provisional empty paragraph put his line first.
+    await waitSaved(b.page);
     await typeAtEnd(b.page, '');
     await b.page.keyboard.press('Enter');
     await b.page.keyboard.type('Bob adds a second line.', { delay: 8 });
