@@ -28,6 +28,9 @@ pub struct RoomConfig {
     pub compact_after_bytes: u64,
     /// Awareness states not renewed for this long are removed (y-protocols uses 30 s).
     pub awareness_timeout: Duration,
+    /// Largest document, as its state encoded as a Yjs v1 update: an update that would grow
+    /// it past this is refused (the sender is closed with [`crate::CloseReason::DocumentTooLarge`]).
+    pub max_doc_bytes: u64,
 }
 
 impl Default for RoomConfig {
@@ -43,6 +46,7 @@ impl Default for RoomConfig {
             compact_after_entries: 500,
             compact_after_bytes: 8 * 1024 * 1024,
             awareness_timeout: Duration::from_secs(60),
+            max_doc_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -34,6 +34,8 @@ pub enum CloseReason {
     /// The room failed (an internal error); the client may reconnect and the document is
     /// reloaded from the store.
     RoomFailed(String),
+    /// The update would have grown the document past `max_doc_bytes`; it was not applied.
+    DocumentTooLarge { limit: u64 },
 }
 
 impl CloseReason {
@@ -51,6 +53,7 @@ impl CloseReason {
             CloseReason::SlowReader => "slow_reader",
             CloseReason::Restart => "restart",
             CloseReason::RoomFailed(_) => "room_failed",
+            CloseReason::DocumentTooLarge { .. } => "document_too_large",
         }
     }
 }
@@ -66,6 +69,10 @@ impl fmt::Display for CloseReason {
             CloseReason::SlowReader => f.write_str("connection too slow to keep up"),
             CloseReason::Restart => f.write_str("server restarting"),
             CloseReason::RoomFailed(m) => write!(f, "document failed: {m}"),
+            CloseReason::DocumentTooLarge { limit } => write!(
+                f,
+                "document size limit of {limit} bytes reached; update not applied"
+            ),
         }
     }
 }

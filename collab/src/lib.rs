@@ -18,6 +18,7 @@ pub mod protocol;
 mod registry;
 pub mod richtext;
 mod room;
+mod size_limit;
 
 pub use config::RoomConfig;
 pub use connection::{

@@ -25,6 +25,7 @@ use crate::persist::{PersistEvent, PersistJob, Worker};
 use crate::presence::{self, Presence};
 use crate::protocol::{self, ClientMessage};
 use crate::registry::Shared;
+use crate::size_limit::SizeLimit;
 use crate::{
     CloseReason, ConnId, Connection, ConnectionReceiver, ConnectionSender, JoinError, JoinOptions,
 };
@@ -109,6 +110,7 @@ pub(crate) struct Room {
     idle_since: Instant,
     shutting_down: bool,
     failed: Option<String>,
+    size: SizeLimit,
 }
 
 pub(crate) struct Channels {
@@ -203,6 +205,7 @@ pub(crate) async fn run(id: DocId, generation: u64, shared: Arc<Shared>, mut cha
     let worker_task = tokio::spawn(worker.run(jobs_rx));
     let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_QUEUE);
 
+    let shared_max_doc_bytes = shared.cfg.max_doc_bytes;
     let mut room = Room {
         id,
         generation,
@@ -220,6 +223,7 @@ pub(crate) async fn run(id: DocId, generation: u64, shared: Arc<Shared>, mut cha
         idle_since: Instant::now(),
         shutting_down: false,
         failed: None,
+        size: SizeLimit::new(shared_max_doc_bytes, bytes),
     };
     // Grows on the first busy moment; an idle room keeps no batch buffer.
     let mut frames = Vec::new();
@@ -454,6 +458,11 @@ impl Room {
                     return;
                 }
             };
+            if !self.size.admits(&self.doc, update.len()) {
+                let limit = self.size.limit();
+                self.close(conn, CloseReason::DocumentTooLarge { limit });
+                return;
+            }
             let applied = catch_unwind(AssertUnwindSafe(|| {
                 self.doc.transact_mut().apply_update(decoded)
             }));
@@ -477,6 +486,7 @@ impl Room {
                 }
             }
             self.shared.observer.update_applied(update.len());
+            self.size.applied(update.len());
             self.full_state = None;
             let out = if step2 {
                 protocol::update(&update)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use dure_collab::RoomConfig;
+use dure_collab::richtext::ImportLimits;
 use dure_storage_s3::{S3Config, S3Credentials, Secret};
 
 /// Where documents are kept.
@@ -49,6 +50,38 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     /// How long a deleted document stays restorable in its owner's trash.
     pub trash_retention: Duration,
+    /// Markdown import bounds and per-user quotas (the document size limit is in `rooms`).
+    pub limits: DocLimits,
+}
+
+/// Bounds on Markdown imports and what one user may own or hold open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocLimits {
+    /// Largest Markdown file accepted for import.
+    pub import_max_bytes: usize,
+    /// Nodes and table rows one import may build.
+    pub import: ImportLimits,
+    /// Imports parsed at once on the whole server (each also limited to one per user).
+    pub import_concurrency: usize,
+    /// Documents one user may own (the trash included).
+    pub max_docs_per_user: usize,
+    /// Distinct documents one user may have open at once.
+    pub max_rooms_per_user: usize,
+    /// Document sockets one user may have open at once.
+    pub max_sockets_per_user: usize,
+}
+
+impl Default for DocLimits {
+    fn default() -> Self {
+        DocLimits {
+            import_max_bytes: 4 * 1024 * 1024,
+            import: ImportLimits::default(),
+            import_concurrency: 2,
+            max_docs_per_user: 1000,
+            max_rooms_per_user: 64,
+            max_sockets_per_user: 128,
+        }
+    }
 }
 
 /// Sign-in through an OpenID Connect provider.
@@ -92,6 +125,7 @@ impl Config {
             allowed_origins: vec!["http://127.0.0.1:8080".into()],
             oidc: None,
             trash_retention: Duration::from_secs(30 * 86400),
+            limits: DocLimits::default(),
         }
     }
 }
@@ -252,6 +286,34 @@ pub struct Cli {
     /// Group whose members are administrators (read the audit log).
     #[arg(long, env = "DURE_ADMIN_GROUP", value_name = "GROUP")]
     pub admin_group: Option<String>,
+    /// Largest Markdown file accepted for import; bigger ones get 413 [default: 4MiB].
+    #[arg(long, env = "DURE_IMPORT_MAX_BYTES", value_name = "SIZE")]
+    pub import_max_bytes: Option<String>,
+    /// Most nodes (blocks, cells, runs of text) one import may build; more get 422
+    /// [default: 50000].
+    #[arg(long, env = "DURE_IMPORT_MAX_NODES", value_name = "N")]
+    pub import_max_nodes: Option<String>,
+    /// Most rows in one imported table; more get 422 [default: 5000].
+    #[arg(long, env = "DURE_IMPORT_MAX_TABLE_ROWS", value_name = "N")]
+    pub import_max_table_rows: Option<String>,
+    /// Imports parsed at once; more get 429 (and one per user at a time) [default: 2].
+    #[arg(long, env = "DURE_IMPORT_CONCURRENCY", value_name = "N")]
+    pub import_concurrency: Option<String>,
+    /// Documents one user may own, the trash included; creating more gets 409 [default: 1000].
+    #[arg(long, env = "DURE_MAX_DOCS_PER_USER", value_name = "N")]
+    pub max_docs_per_user: Option<String>,
+    /// Largest document (its Yjs state); an update growing it past this is refused and its
+    /// socket closed with 4413 [default: 64MiB].
+    #[arg(long, env = "DURE_MAX_DOC_BYTES", value_name = "SIZE")]
+    pub max_doc_bytes: Option<String>,
+    /// Distinct documents one user may have open at once; more are closed with 1013
+    /// [default: 64].
+    #[arg(long, env = "DURE_MAX_ROOMS_PER_USER", value_name = "N")]
+    pub max_rooms_per_user: Option<String>,
+    /// Document sockets one user may have open at once; more are closed with 1013
+    /// [default: 128].
+    #[arg(long, env = "DURE_MAX_SOCKETS_PER_USER", value_name = "N")]
+    pub max_sockets_per_user: Option<String>,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -295,6 +357,14 @@ const FILE_KEYS: &[&str] = &[
     "oidc_jwks_refetch_interval",
     "session_max_age",
     "admin_group",
+    "import_max_bytes",
+    "import_max_nodes",
+    "import_max_table_rows",
+    "import_concurrency",
+    "max_docs_per_user",
+    "max_doc_bytes",
+    "max_rooms_per_user",
+    "max_sockets_per_user",
 ];
 
 /// Default `commit_interval` on S3: each write is a billed request, so batch for up to this
@@ -596,6 +666,7 @@ impl Cli {
             Some(v) => duration("trash_retention", &v)?,
             None => Duration::from_secs(30 * 86400),
         };
+        let limits = self.doc_limits(&file, &mut rooms)?;
         let oidc = if oidc_on {
             Some(self.oidc_config(&file, &public_url)?)
         } else {
@@ -631,7 +702,51 @@ impl Cli {
             allowed_origins,
             oidc,
             trash_retention,
+            limits,
         })
+    }
+
+    /// The import bounds and quotas; the document size limit goes to the rooms.
+    fn doc_limits(
+        &self,
+        file: &BTreeMap<String, String>,
+        rooms: &mut RoomConfig,
+    ) -> Result<DocLimits, ConfigError> {
+        let get =
+            |flag: &Option<String>, key: &str| flag.clone().or_else(|| file.get(key).cloned());
+        let mut limits = DocLimits::default();
+        if let Some(v) = get(&self.import_max_bytes, "import_max_bytes") {
+            limits.import_max_bytes = size("import_max_bytes", &v)?;
+            if limits.import_max_bytes == 0 {
+                return Err(invalid("import_max_bytes", &v, "must be greater than zero"));
+            }
+        }
+        if let Some(v) = get(&self.import_max_nodes, "import_max_nodes") {
+            limits.import.max_nodes = positive("import_max_nodes", &v)?;
+        }
+        if let Some(v) = get(&self.import_max_table_rows, "import_max_table_rows") {
+            limits.import.max_table_rows = positive("import_max_table_rows", &v)?;
+        }
+        if let Some(v) = get(&self.import_concurrency, "import_concurrency") {
+            limits.import_concurrency = positive("import_concurrency", &v)?;
+        }
+        if let Some(v) = get(&self.max_docs_per_user, "max_docs_per_user") {
+            limits.max_docs_per_user = positive("max_docs_per_user", &v)?;
+        }
+        if let Some(v) = get(&self.max_doc_bytes, "max_doc_bytes") {
+            let bytes = size("max_doc_bytes", &v)?;
+            if bytes < 1024 {
+                return Err(invalid("max_doc_bytes", &v, "must be at least 1KiB"));
+            }
+            rooms.max_doc_bytes = bytes as u64;
+        }
+        if let Some(v) = get(&self.max_rooms_per_user, "max_rooms_per_user") {
+            limits.max_rooms_per_user = positive("max_rooms_per_user", &v)?;
+        }
+        if let Some(v) = get(&self.max_sockets_per_user, "max_sockets_per_user") {
+            limits.max_sockets_per_user = positive("max_sockets_per_user", &v)?;
+        }
+        Ok(limits)
     }
 
     fn oidc_config(
@@ -952,6 +1067,45 @@ mod tests {
             .resolve()
             .expect_err("no issuer");
         assert!(err.to_string().contains("`admin_group`"), "{err}");
+    }
+
+    #[test]
+    fn doc_limits_from_file_env_and_flags() {
+        let cfg = Cli::default().resolve().expect("defaults valid");
+        assert_eq!(cfg.limits, DocLimits::default());
+        assert_eq!(cfg.rooms.max_doc_bytes, 64 * 1024 * 1024);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dure.toml");
+        std::fs::write(
+            &path,
+            "import_max_bytes = \"1MiB\"\nimport_max_nodes = 500\nmax_doc_bytes = \"2MiB\"\nmax_sockets_per_user = 3\n",
+        )
+        .expect("write");
+        let p = path.to_str().expect("utf8");
+        let cfg = cli(&["--config", p, "--max-rooms-per-user", "2"])
+            .resolve()
+            .expect("valid");
+        assert_eq!(cfg.limits.import_max_bytes, 1024 * 1024);
+        assert_eq!(cfg.limits.import.max_nodes, 500);
+        assert_eq!(cfg.limits.max_sockets_per_user, 3);
+        assert_eq!(cfg.limits.max_rooms_per_user, 2);
+        assert_eq!(cfg.rooms.max_doc_bytes, 2 * 1024 * 1024);
+        for (args, setting) in [
+            (vec!["--import-max-bytes", "0"], "import_max_bytes"),
+            (vec!["--import-max-nodes", "0"], "import_max_nodes"),
+            (
+                vec!["--import-max-table-rows", "x"],
+                "import_max_table_rows",
+            ),
+            (vec!["--import-concurrency", "0"], "import_concurrency"),
+            (vec!["--max-docs-per-user", "-1"], "max_docs_per_user"),
+            (vec!["--max-doc-bytes", "10"], "max_doc_bytes"),
+            (vec!["--max-rooms-per-user", "0"], "max_rooms_per_user"),
+            (vec!["--max-sockets-per-user", "0"], "max_sockets_per_user"),
+        ] {
+            let err = cli(&args).resolve().expect_err("invalid");
+            assert!(err.to_string().contains(&format!("`{setting}`")), "{err}");
+        }
     }
 
     #[test]

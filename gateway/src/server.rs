@@ -15,6 +15,8 @@ use crate::audit::AuditLog;
 use crate::auth::Auth;
 use crate::config::{Config, StorageBackend};
 use crate::docs::Catalog;
+use crate::docs::import_gate::ImportGate;
+use crate::docs::open_quota::SocketQuotas;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
@@ -76,8 +78,22 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let auth = Arc::new(Auth::new(&config, store.clone()).await?);
         let catalog = Arc::new(Catalog::load(store.clone(), auth.changes.clone()).await?);
+        if auth.is_local() {
+            // One catalog for both ways of making a document: content a plain Yjs client
+            // stored before documents were registered on first use gets its metadata now.
+            let adopted = catalog
+                .adopt_stored(&crate::auth::Identity::local())
+                .await?;
+            if adopted > 0 {
+                info!(
+                    adopted,
+                    "documents without metadata registered for the local user"
+                );
+            }
+        }
         let audit = AuditLog::new(store.clone());
         let rooms = Rooms::new(DocStore::new(store), config.rooms.clone(), metrics.clone());
+        let limits = config.limits.clone();
         let state = AppState {
             config: Arc::new(config),
             rooms,
@@ -87,6 +103,8 @@ impl Server {
             auth,
             catalog,
             audit,
+            imports: Arc::new(ImportGate::new(limits.import_concurrency)),
+            open: Arc::new(SocketQuotas::default()),
         };
         Ok(Server { listener, state })
     }

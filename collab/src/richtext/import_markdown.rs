@@ -16,18 +16,18 @@
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 use yrs::Any;
 
-use super::ImportError;
 use super::schema::{attr, cell_attrs, is_unsafe_url, link_attrs, mark, node};
 use super::shape;
 use super::tree::{Attrs, Element, MAX_DEPTH, Mark, Node, TextNode, merge_text, normalize_marks};
+use super::{ImportError, ImportLimits};
 
 fn options() -> Options {
     Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS
 }
 
 /// Parses a Markdown document into the `default` fragment's content.
-pub(crate) fn import(markdown: &str) -> Result<Vec<Node>, ImportError> {
-    let mut nodes = parse(markdown)?;
+pub(crate) fn import(markdown: &str, limits: &ImportLimits) -> Result<Vec<Node>, ImportError> {
+    let mut nodes = parse(markdown, limits)?;
     shape::fix_content(&mut nodes, "doc");
     if nodes.is_empty() {
         // TipTap's document holds at least one block: an empty document is one empty paragraph.
@@ -39,19 +39,51 @@ pub(crate) fn import(markdown: &str) -> Result<Vec<Node>, ImportError> {
 /// The inline content of Markdown that is one paragraph, as parsed before images are lifted
 /// out; `None` when it is anything else. The exporter checks its output with it.
 pub(crate) fn parse_inline(markdown: &str) -> Option<Vec<Node>> {
-    let nodes = parse(markdown).ok()?;
+    // The exporter's own output for one paragraph: the default limits never bind it.
+    let nodes = parse(markdown, &ImportLimits::default()).ok()?;
     match <[Node; 1]>::try_from(nodes) {
         Ok([Node::Element(p)]) if p.is(node::PARAGRAPH) => Some(p.children),
         _ => None,
     }
 }
 
-fn parse(markdown: &str) -> Result<Vec<Node>, ImportError> {
-    let mut builder = Builder::default();
+/// Lines and ASCII punctuation one node may take, on average, before the input is refused
+/// unparsed. Generous: a node of prose takes a few, a table cell two (`|`, a line per row).
+pub const MARKUP_PER_NODE: usize = 8;
+
+/// What pulldown-cmark's first pass, which runs over the whole input before the first event,
+/// makes its items of: every container, delimiter run and text segment starts at a line or
+/// an ASCII punctuation character. Counting them bounds that pass's memory before it runs.
+fn markup_weight(markdown: &str) -> usize {
+    markdown
+        .bytes()
+        .filter(|b| *b == b'\n' || b.is_ascii_punctuation())
+        .count()
+}
+
+/// Nodes one line or markup character may make. Markdown makes at most about three (`|x`:
+/// a cell, its paragraph and its text); more comes only from table rows the parser pads
+/// with empty cells up to the header's width, which would let a few bytes make thousands
+/// of nodes.
+const NODES_PER_MARKUP: usize = 4;
+
+fn parse(markdown: &str, limits: &ImportLimits) -> Result<Vec<Node>, ImportError> {
+    let weight = markup_weight(markdown);
+    let max_markup = limits.max_nodes.saturating_mul(MARKUP_PER_NODE);
+    if weight > max_markup {
+        return Err(ImportError::TooMuchMarkup { max: max_markup });
+    }
+    let mut limits = *limits;
+    limits.max_nodes = limits
+        .max_nodes
+        .min(weight.saturating_add(2).saturating_mul(NODES_PER_MARKUP));
+    let mut builder = Builder::new(limits);
+    // The parser yields events lazily: stopping at the first limit crossed leaves the rest of
+    // the input unread.
     for event in Parser::new_ext(markdown, options()) {
         builder.event(event)?;
     }
-    Ok(builder.finish())
+    builder.finish()
 }
 
 /// What an open frame is building.
@@ -74,6 +106,7 @@ enum Kind {
     },
     Table {
         aligns: Vec<Alignment>,
+        rows: usize,
     },
     Row {
         header: bool,
@@ -131,21 +164,48 @@ struct Builder {
     /// How many of each mark's HTML tags are open (HTML tags need not nest with Markdown).
     html_marks: Vec<(&'static str, usize)>,
     image: Option<ImageCapture>,
+    limits: ImportLimits,
+    /// Nodes made so far (text runs merged into their neighbour not counted).
+    nodes: usize,
+    /// The first limit crossed by a step that cannot return an error itself.
+    exceeded: Option<ImportError>,
 }
 
-impl Default for Builder {
-    fn default() -> Self {
+impl Builder {
+    fn new(limits: ImportLimits) -> Self {
         Builder {
             stack: vec![Frame::new(Kind::Root, Element::new("doc"))],
             marks: Vec::new(),
             html_marks: Vec::new(),
             image: None,
+            limits,
+            nodes: 0,
+            exceeded: None,
         }
     }
-}
 
-impl Builder {
+    /// Counts `n` new nodes against the limit.
+    fn count(&mut self, n: usize) {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > self.limits.max_nodes && self.exceeded.is_none() {
+            self.exceeded = Some(ImportError::TooManyNodes {
+                max: self.limits.max_nodes,
+            });
+        }
+    }
+
     fn event(&mut self, event: Event<'_>) -> Result<(), ImportError> {
+        if let Some(e) = self.exceeded.take() {
+            return Err(e);
+        }
+        self.step(event)?;
+        match self.exceeded.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn step(&mut self, event: Event<'_>) -> Result<(), ImportError> {
         if self.image.is_some() {
             self.image_event(event);
             return Ok(());
@@ -167,6 +227,7 @@ impl Builder {
             Event::HardBreak => self.inline_element(Element::new(node::HARD_BREAK)),
             Event::Rule => {
                 self.close_implicit();
+                self.count(1);
                 self.append(vec![Node::Element(Element::new(node::HORIZONTAL_RULE))]);
             }
             Event::TaskListMarker(checked) => {
@@ -237,9 +298,15 @@ impl Builder {
             Tag::HtmlBlock => block(Kind::HtmlBlock, node::PARAGRAPH),
             Tag::List(start) => block(Kind::List { start }, node::BULLET_LIST),
             Tag::Item => block(Kind::Item { task: None }, node::LIST_ITEM),
-            Tag::Table(aligns) => block(Kind::Table { aligns }, node::TABLE),
-            Tag::TableHead => block(Kind::Row { header: true }, node::TABLE_ROW),
-            Tag::TableRow => block(Kind::Row { header: false }, node::TABLE_ROW),
+            Tag::Table(aligns) => block(Kind::Table { aligns, rows: 0 }, node::TABLE),
+            Tag::TableHead => {
+                self.count_row()?;
+                block(Kind::Row { header: true }, node::TABLE_ROW)
+            }
+            Tag::TableRow => {
+                self.count_row()?;
+                block(Kind::Row { header: false }, node::TABLE_ROW)
+            }
             Tag::TableCell => block(Kind::Cell, node::TABLE_CELL),
             Tag::FootnoteDefinition(_)
             | Tag::DefinitionList
@@ -280,12 +347,37 @@ impl Builder {
                 None
             }
         };
+        if self.marks.len() > MAX_DEPTH {
+            // Every text run copies the open marks: their nesting is bounded like blocks'.
+            return Err(ImportError::TooDeep { max: MAX_DEPTH });
+        }
         if let Some(frame) = frame {
             self.close_implicit();
             if self.stack.len() >= MAX_DEPTH {
                 return Err(ImportError::TooDeep { max: MAX_DEPTH });
             }
+            self.count(1);
             self.stack.push(frame);
+        }
+        Ok(())
+    }
+
+    /// Counts a row against the innermost table's limit.
+    fn count_row(&mut self) -> Result<(), ImportError> {
+        let max = self.limits.max_table_rows;
+        if let Some(Frame {
+            kind: Kind::Table { rows, .. },
+            ..
+        }) = self
+            .stack
+            .iter_mut()
+            .rev()
+            .find(|f| matches!(f.kind, Kind::Table { .. }))
+        {
+            *rows += 1;
+            if *rows > max {
+                return Err(ImportError::TooManyRows { max });
+            }
         }
         Ok(())
     }
@@ -326,7 +418,13 @@ impl Builder {
             // An unclosed `<u>` ends with its paragraph, as a browser closes it with the `<p>`.
             self.html_marks.clear();
         }
+        let raw = matches!(frame.kind, Kind::CodeBlock | Kind::HtmlBlock);
         let nodes = self.finish_frame(frame);
+        if raw {
+            // What a raw block made of its text: a code block's run, an HTML block's lines.
+            let made: usize = nodes.iter().map(children_of).sum();
+            self.count(made);
+        }
         self.append(nodes);
     }
 
@@ -366,7 +464,7 @@ impl Builder {
                     _ => (false, 0),
                 };
                 let align = self.stack.iter().rev().find_map(|f| match &f.kind {
-                    Kind::Table { aligns } => aligns.get(column).copied(),
+                    Kind::Table { aligns, .. } => aligns.get(column).copied(),
                     _ => None,
                 });
                 let align = match align {
@@ -451,6 +549,7 @@ impl Builder {
                 ..
             })
         ) {
+            self.count(1);
             self.stack.push(Frame::new(
                 Kind::Textblock { implicit: true },
                 Element::new(node::PARAGRAPH),
@@ -486,11 +585,22 @@ impl Builder {
     fn push_text(&mut self, text: &str, mut marks: Vec<Mark>) {
         normalize_marks(&mut marks);
         self.ensure_textblock();
+        // The parser splits text at every special character: runs with the same marks are
+        // joined at once, so that only real runs count as nodes.
+        if let Some(Frame { element, .. }) = self.stack.last_mut()
+            && let Some(Node::Text(last)) = element.children.last_mut()
+            && last.marks == marks
+        {
+            last.text.push_str(text);
+            return;
+        }
+        self.count(1);
         self.append(vec![plain(text, marks)]);
     }
 
     fn inline_element(&mut self, element: Element) {
         self.ensure_textblock();
+        self.count(1);
         self.append(vec![Node::Element(element)]);
     }
 
@@ -526,15 +636,26 @@ impl Builder {
         }
     }
 
-    fn finish(mut self) -> Vec<Node> {
+    fn finish(mut self) -> Result<Vec<Node>, ImportError> {
         while self.stack.len() > 1 {
             self.close_implicit();
             self.pop_frame();
         }
-        self.stack
+        if let Some(e) = self.exceeded.take() {
+            return Err(e);
+        }
+        Ok(self
+            .stack
             .pop()
             .map(|root| root.element.children)
-            .unwrap_or_default()
+            .unwrap_or_default())
+    }
+}
+
+fn children_of(node: &Node) -> usize {
+    match node {
+        Node::Element(e) => e.children.len(),
+        Node::Text(_) => 0,
     }
 }
 
@@ -614,4 +735,71 @@ fn finish_list(items: Vec<Node>, start: Option<u64>) -> Vec<Node> {
         }
     }
     lists.into_iter().map(Node::Element).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_nodes: usize, max_table_rows: usize) -> ImportLimits {
+        ImportLimits {
+            max_nodes,
+            max_table_rows,
+        }
+    }
+
+    fn table(rows: usize) -> String {
+        let mut md = String::from("| a | b |\n|---|---|\n");
+        for i in 1..rows {
+            md.push_str(&format!("| {i} | x |\n"));
+        }
+        md
+    }
+
+    #[test]
+    fn tables_are_cut_at_the_row_limit() {
+        assert!(import(&table(10), &limits(1000, 10)).is_ok());
+        let err = import(&table(11), &limits(1000, 10)).expect_err("11 rows");
+        assert!(matches!(err, ImportError::TooManyRows { max: 10 }), "{err}");
+    }
+
+    #[test]
+    fn documents_are_cut_at_the_node_limit() {
+        // Each item is a listItem, a paragraph and a text run; plus the list.
+        let list = |n: usize| "- x\n".repeat(n);
+        assert!(import(&list(33), &limits(100, 10)).is_ok());
+        let err = import(&list(34), &limits(100, 10)).expect_err("103 nodes");
+        assert!(
+            matches!(err, ImportError::TooManyNodes { max: 100 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_split_by_the_parser_counts_as_one_run() {
+        // Entities and escapes split the parser's text events; they make one run.
+        let md = "a &amp; b \\* c &lt; d\n";
+        let nodes = import(md, &limits(2, 10)).expect("a paragraph and its text");
+        assert_eq!(nodes.len(), 1);
+    }
+
+    #[test]
+    fn markup_heavy_input_is_refused_before_parsing() {
+        let md = "*a".repeat(MARKUP_PER_NODE * 10 + 1);
+        let err = import(&md, &limits(10, 10)).expect_err("too much markup");
+        assert!(
+            matches!(err, ImportError::TooMuchMarkup { max: 80 }),
+            "{err}"
+        );
+        // The same text without markup is one paragraph.
+        assert!(import(&"a".repeat(1000), &limits(10, 10)).is_ok());
+    }
+
+    #[test]
+    fn inline_spans_nest_no_deeper_than_blocks() {
+        let nested = |n: usize| format!("{}x{}\n", "*a ".repeat(n), " b*".repeat(n));
+        assert!(import(&nested(20), &ImportLimits::default()).is_ok());
+        let err = import(&nested(MAX_DEPTH + 5), &ImportLimits::default()).expect_err("deep");
+        assert!(matches!(err, ImportError::TooDeep { .. }), "{err}");
+    }
 }

@@ -186,7 +186,8 @@ fn inline_content_survives_markdown() {
             ),
         };
         let markdown = export_markdown::export(std::slice::from_ref(&wrapped));
-        let parsed = import_markdown::import(&markdown).expect("import");
+        let parsed =
+            import_markdown::import(&markdown, &super::ImportLimits::default()).expect("import");
         let got = unwrap(&parsed).map(pieces_for_markdown);
         assert_eq!(
             got.as_ref(),
@@ -366,7 +367,8 @@ fn documents_survive_markdown() {
     for round in 0..400 {
         let doc = blocks(&mut rng, 0);
         let markdown = export_markdown::export(&doc);
-        let back = import_markdown::import(&markdown).expect("import");
+        let back =
+            import_markdown::import(&markdown, &super::ImportLimits::default()).expect("import");
         assert_eq!(
             export_html::export(&back),
             export_html::export(&doc),

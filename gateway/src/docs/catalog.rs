@@ -31,6 +31,24 @@ pub enum CatalogError {
     Store(#[from] StoreError),
     #[error("stored metadata unreadable: {0}")]
     Corrupt(String),
+    #[error("you own {limit} documents, the most allowed; delete some (and empty the trash) first")]
+    QuotaReached { limit: usize },
+}
+
+/// Why a purge stopped: the content could not be deleted (nothing changed), or the content
+/// went but the metadata could not (the next sweep finishes it).
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError<E> {
+    #[error("content: {0}")]
+    Content(E),
+    #[error("metadata: {0}")]
+    Metadata(CatalogError),
+}
+
+impl<E> From<StoreError> for PurgeError<E> {
+    fn from(e: StoreError) -> Self {
+        PurgeError::Metadata(e.into())
+    }
 }
 
 /// Someone who signed in at least once, for the sharing dialog.
@@ -161,54 +179,183 @@ impl Catalog {
             .collect()
     }
 
+    /// Creates a document with a new id, owned by `owner` unless they already own
+    /// `max_owned` documents.
     pub async fn create(
         &self,
         owner: &Identity,
         title: String,
+        max_owned: usize,
     ) -> Result<Arc<DocMeta>, CatalogError> {
         let _w = self.write.lock().await;
-        let now = now_ms();
+        self.check_quota(owner, max_owned)?;
         for _ in 0..3 {
             let id = new_doc_id()?;
-            let meta = DocMeta {
-                v: 1,
-                id: id.to_string(),
-                title: title.clone(),
-                owner: UserRef {
-                    id: owner.id.clone(),
-                    name: owner.name.clone(),
-                },
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
-                shares: Vec::new(),
-            };
-            let body =
-                serde_json::to_vec(&meta).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-            match self
-                .store
-                .put(&doc_key(&id)?, Bytes::from(body), PutCondition::IfAbsent)
-                .await
-            {
-                Ok(version) => {
-                    let meta = Arc::new(meta);
-                    self.docs.write().unwrap_or_else(|p| p.into_inner()).insert(
-                        id,
-                        Entry {
-                            meta: meta.clone(),
-                            version,
-                        },
-                    );
-                    return Ok(meta);
-                }
+            match self.put_new(&id, owner, title.clone()).await {
+                Ok(meta) => return Ok(meta),
                 // 128 random bits do not collide; but if they did, draw again.
-                Err(StoreError::ConditionFailed { .. }) => continue,
-                Err(e) => return Err(e.into()),
+                Err(CatalogError::Store(StoreError::ConditionFailed { .. })) => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(CatalogError::Refused(
             "could not allocate a document id".into(),
         ))
+    }
+
+    /// Registers a document under a name chosen by the client (local mode: a document is
+    /// created on first use), so that it is listed and exportable like any other. Returns
+    /// what the catalog holds if the document is known already.
+    pub async fn register(
+        &self,
+        id: &DocId,
+        owner: &Identity,
+        max_owned: usize,
+    ) -> Result<Arc<DocMeta>, CatalogError> {
+        let _w = self.write.lock().await;
+        if let Some(meta) = self.get(id) {
+            return Ok(meta);
+        }
+        self.check_quota(owner, max_owned)?;
+        match self.put_new(id, owner, id.to_string()).await {
+            Err(CatalogError::Store(StoreError::ConditionFailed { .. })) => {
+                // Stored but not in memory (written by another process): take it as it is.
+                let obj = self
+                    .store
+                    .get(&doc_key(id)?)
+                    .await?
+                    .ok_or(CatalogError::NotFound)?;
+                let meta: DocMeta = serde_json::from_slice(&obj.data)
+                    .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+                let meta = Arc::new(meta);
+                self.docs.write().unwrap_or_else(|p| p.into_inner()).insert(
+                    id.clone(),
+                    Entry {
+                        meta: meta.clone(),
+                        version: obj.version,
+                    },
+                );
+                Ok(meta)
+            }
+            other => other,
+        }
+    }
+
+    /// Refuses when `owner` already owns `max_owned` documents.
+    pub fn check_quota(&self, owner: &Identity, max_owned: usize) -> Result<(), CatalogError> {
+        let owned = self
+            .docs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|e| e.meta.owner.id == owner.id)
+            .count();
+        if owned >= max_owned {
+            return Err(CatalogError::QuotaReached { limit: max_owned });
+        }
+        Ok(())
+    }
+
+    /// Stores new metadata if-absent and adds it to memory. The caller holds `write`.
+    async fn put_new(
+        &self,
+        id: &DocId,
+        owner: &Identity,
+        title: String,
+    ) -> Result<Arc<DocMeta>, CatalogError> {
+        let now = now_ms();
+        let meta = DocMeta {
+            v: 1,
+            id: id.to_string(),
+            title,
+            owner: UserRef {
+                id: owner.id.clone(),
+                name: owner.name.clone(),
+            },
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            shares: Vec::new(),
+        };
+        let body = serde_json::to_vec(&meta).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+        let version = self
+            .store
+            .put(&doc_key(id)?, Bytes::from(body), PutCondition::IfAbsent)
+            .await?;
+        let meta = Arc::new(meta);
+        self.docs.write().unwrap_or_else(|p| p.into_inner()).insert(
+            id.clone(),
+            Entry {
+                meta: meta.clone(),
+                version,
+            },
+        );
+        Ok(meta)
+    }
+
+    /// Gives every document with stored content but no metadata to `owner` (local mode:
+    /// documents a plain Yjs client made before the catalog registered them). Returns how
+    /// many were adopted.
+    pub async fn adopt_stored(&self, owner: &Identity) -> Result<usize, CatalogError> {
+        let mut found = std::collections::BTreeSet::new();
+        for entry in self.store.list("docs/").await? {
+            if let Some(id) = entry
+                .key
+                .as_str()
+                .strip_prefix("docs/")
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|id| id.parse::<DocId>().ok())
+            {
+                found.insert(id);
+            }
+        }
+        let mut adopted = 0;
+        for id in found {
+            if self.get(&id).is_none() {
+                // Adoption is not creation: what exists is never refused by a quota.
+                self.register(&id, owner, usize::MAX).await?;
+                adopted += 1;
+            }
+        }
+        Ok(adopted)
+    }
+
+    /// Runs `purge` (deleting the content) and then forgets the metadata, but only if the
+    /// document is still in the trash and due (`deleted_at + retention <= now`): checked
+    /// under the write lock that restore takes, so a restore either happens before (and the
+    /// document stays) or waits until the document is gone. Returns what was purged.
+    pub async fn purge_if_due<F, Fut, E>(
+        &self,
+        id: &DocId,
+        retention_ms: u64,
+        now: u64,
+        purge: F,
+    ) -> Result<Option<Arc<DocMeta>>, PurgeError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
+        let _w = self.write.lock().await;
+        let Some(meta) = self.get(id) else {
+            return Ok(None);
+        };
+        if !meta
+            .deleted_at
+            .is_some_and(|d| d.saturating_add(retention_ms) <= now)
+        {
+            return Ok(None);
+        }
+        purge().await.map_err(PurgeError::Content)?;
+        self.store
+            .delete(&doc_key(id)?)
+            .await
+            .map_err(|e| PurgeError::Metadata(e.into()))?;
+        self.docs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.changes.doc_changed(id);
+        Ok(Some(meta))
     }
 
     /// Changes a document's metadata with `f` and stores it (if-match). Live sockets hear of

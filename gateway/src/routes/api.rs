@@ -65,6 +65,9 @@ impl From<CatalogError> for ApiError {
             CatalogError::Corrupt(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
             }
+            e @ CatalogError::QuotaReached { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "quota_exceeded", e.to_string())
+            }
         }
     }
 }

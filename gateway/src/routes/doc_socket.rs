@@ -52,6 +52,10 @@ mod code {
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
     pub const NOT_FOUND: u16 = 4404;
+    /// Final: resending the refused update would be refused again.
+    pub const DOCUMENT_TOO_LARGE: u16 = 4413;
+    /// Final: the user owns as many documents as allowed (local mode, created on first use).
+    pub const QUOTA: u16 = 4429;
 }
 
 fn close_code(reason: &CloseReason) -> u16 {
@@ -62,6 +66,7 @@ fn close_code(reason: &CloseReason) -> u16 {
         CloseReason::SlowReader => code::TRY_AGAIN,
         CloseReason::Restart => code::RESTART,
         CloseReason::RoomFailed(_) => code::INTERNAL,
+        CloseReason::DocumentTooLarge { .. } => code::DOCUMENT_TOO_LARGE,
     }
 }
 
@@ -207,6 +212,21 @@ async fn serve(
     tracing::Span::current().record("user", tracing::field::display(&principal.identity.id));
     if !state.auth.is_local() {
         Box::pin(state.catalog.saw_user(&principal.identity)).await;
+    }
+    let _slot = match access::take_slot(&state, &doc, &principal) {
+        Ok(slot) => slot,
+        Err((code, reason, label)) => {
+            debug!(reason = %reason, "socket over quota");
+            state.metrics.closed(label);
+            let _ = socket.send(close_message(code, &reason)).await;
+            return;
+        }
+    };
+    if let Err((code, reason, label)) = access::create_on_first_use(&state, &doc, &principal).await
+    {
+        state.metrics.closed(label);
+        let _ = socket.send(close_message(code, &reason)).await;
+        return;
     }
     // Listen for access changes before checking access, so none slips in between.
     let changes = access::Watch::new(&state, &doc, &principal);

@@ -97,7 +97,14 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let title =
         clean_title(&body.map(|b| b.0.title).unwrap_or_default()).map_err(ApiError::bad_request)?;
-    let meta = state.catalog.create(caller.identity(), title).await?;
+    let meta = state
+        .catalog
+        .create(
+            caller.identity(),
+            title,
+            state.config.limits.max_docs_per_user,
+        )
+        .await?;
     caller
         .audit(&state, "create", &meta.id, json!({"title": meta.title}))
         .await;

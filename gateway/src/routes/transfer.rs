@@ -2,9 +2,9 @@
 //! file as a new document. Both work on the rich-text fragment the browser editor uses;
 //! the desktop client and scripts use the same routes.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,16 +19,11 @@ use crate::docs::Role;
 use crate::docs::meta::clean_title;
 use crate::state::AppState;
 
-/// Largest Markdown file accepted for import.
-const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/docs/{id}/export", get(export))
-        .route(
-            "/api/docs/import",
-            post(import).layer(axum::extract::DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
-        )
+        // The body is read by the handler, within `import_max_bytes`, once the import may run.
+        .route("/api/docs/import", post(import))
 }
 
 #[derive(Deserialize)]
@@ -43,16 +38,13 @@ async fn export(
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let id: DocId = id.parse().map_err(|_| ApiError::not_found())?;
+    // One catalog: a document a plain Yjs client made is registered on first use, so what
+    // is not in the catalog does not exist (404, as in the documents API).
     let meta = match state.catalog.get(&id) {
-        Some(m) if m.deleted_at.is_none() => Some(m),
-        Some(_) => return Err(ApiError::not_found()),
-        // Local mode: documents made by a plain Yjs client have no metadata.
-        None if state.auth.is_local() => None,
-        None => return Err(ApiError::not_found()),
+        Some(m) if m.deleted_at.is_none() => m,
+        _ => return Err(ApiError::not_found()),
     };
-    if let Some(m) = &meta
-        && m.role_of(caller.identity()).is_none()
-    {
+    if meta.role_of(caller.identity()).is_none() {
         return Err(ApiError::forbidden("you have no access to this document"));
     }
     let (ext, mime): (&str, &str) = match q.format.as_deref().unwrap_or("md") {
@@ -70,7 +62,7 @@ async fn export(
         .stored_doc(&id)
         .await
         .map_err(ApiError::unavailable)?;
-    let title = meta.as_ref().map(|m| m.title.clone()).unwrap_or_default();
+    let title = meta.title.clone();
     let body = match ext {
         "md" => richtext::to_markdown(&doc),
         "html" => {
@@ -135,13 +127,57 @@ struct ImportQuery {
     title: Option<String>,
 }
 
+/// Reads at most `max` bytes of the request body; more is 413 before it is buffered.
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the Markdown file is larger than {max} bytes (import_max_bytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    // Without a length (chunked), the limit cuts the stream; any read error is reported
+    // the same way, since the body did not arrive whole.
+    axum::body::to_bytes(body, max)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| too_large())
+}
+
+fn import_refused(e: &richtext::ImportError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "import_refused",
+        format!("cannot import this Markdown: {e}"),
+    )
+}
+
 async fn import(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ImportQuery>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let text = std::str::from_utf8(&body)
+    let limits = &state.config.limits;
+    // Before the body is read: a refused import buffers nothing.
+    let mut ticket = state
+        .imports
+        .try_begin(&caller.identity().id)
+        .map_err(|e| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "import_busy", e.to_string()))?;
+    state
+        .catalog
+        .check_quota(caller.identity(), limits.max_docs_per_user)?;
+    let body = read_body(&headers, body, limits.import_max_bytes).await?;
+    let bytes = body.len();
+    let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the Markdown file is not UTF-8 text"))?;
     let title = match q.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) => t.to_owned(),
@@ -158,13 +194,35 @@ async fn import(
             .unwrap_or_default(),
     };
     let title = clean_title(&title).map_err(ApiError::bad_request)?;
-    // Parsing a few MiB takes a good fraction of a second: off the async threads.
-    let owned = text.to_owned();
-    let update = tokio::task::spawn_blocking(move || richtext::from_markdown(&owned))
-        .await
-        .map_err(|e| ApiError::unavailable(format!("import failed: {e}")))?
-        .map_err(|e| ApiError::bad_request(format!("cannot import this Markdown: {e}")))?;
-    let meta = state.catalog.create(caller.identity(), title).await?;
+    // Parsing a few MiB takes a good fraction of a second: off the async threads. The
+    // ticket goes with the parse, so it is held until the parse ends even if the client
+    // leaves.
+    ticket
+        .start_parse()
+        .map_err(|e| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "import_busy", e.to_string()))?;
+    let import_limits = limits.import;
+    let update = tokio::task::spawn_blocking(move || {
+        let _ticket = ticket;
+        richtext::from_markdown_limited(&text, &import_limits)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(format!("import failed: {e}")))?
+    .map_err(|e| import_refused(&e))?;
+    let max_doc = state.config.rooms.max_doc_bytes;
+    if update.len() as u64 > max_doc {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the imported document would take {} bytes, more than the {max_doc} allowed (max_doc_bytes)",
+                update.len()
+            ),
+        ));
+    }
+    let meta = state
+        .catalog
+        .create(caller.identity(), title, limits.max_docs_per_user)
+        .await?;
     let id: DocId = meta
         .id
         .parse()
@@ -184,7 +242,7 @@ async fn import(
             &state,
             "create",
             id.as_str(),
-            json!({"title": meta.title, "imported": "markdown", "bytes": body.len()}),
+            json!({"title": meta.title, "imported": "markdown", "bytes": bytes}),
         )
         .await;
     let retention = state.config.trash_retention.as_millis() as u64;

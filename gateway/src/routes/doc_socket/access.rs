@@ -13,6 +13,7 @@ use super::{Close, code};
 use crate::auth::{Identity, Principal, Via};
 use crate::docs::Role;
 use crate::docs::catalog::now_ms;
+use crate::docs::open_quota::Slot;
 use crate::state::AppState;
 
 pub enum Admission {
@@ -40,6 +41,47 @@ pub fn admit(state: &AppState, doc: &DocId, who: &Identity) -> Admission {
         None if state.auth.is_local() => Admission::Role(Role::Owner),
         None => Admission::Refuse(code::NOT_FOUND, "no such document".into(), "not_found"),
     }
+}
+
+/// Local mode keeps y-websocket's "a name is a document": a socket to an unknown name
+/// registers it in the catalog first, so that it is listed and exportable like a document
+/// made in the app. With sign-in, documents are made through the API only.
+pub async fn create_on_first_use(
+    state: &AppState,
+    doc: &DocId,
+    principal: &Principal,
+) -> Result<(), Close> {
+    if !state.auth.is_local() || state.catalog.get(doc).is_some() {
+        return Ok(());
+    }
+    let max = state.config.limits.max_docs_per_user;
+    match Box::pin(state.catalog.register(doc, &principal.identity, max)).await {
+        Ok(_) => Ok(()),
+        Err(e @ crate::docs::CatalogError::QuotaReached { .. }) => {
+            Err((code::QUOTA, e.to_string(), "quota"))
+        }
+        Err(e) => Err((
+            code::INTERNAL,
+            format!("could not register the document: {e}"),
+            "unavailable",
+        )),
+    }
+}
+
+/// The socket's place in its user's quotas (`max_sockets_per_user`,
+/// `max_rooms_per_user`), held for the life of the socket. Over a quota the socket is
+/// closed with 1013: retryable, since the quota frees up as other sockets close.
+pub fn take_slot(state: &AppState, doc: &DocId, principal: &Principal) -> Result<Slot, Close> {
+    let limits = &state.config.limits;
+    state
+        .open
+        .acquire(
+            &principal.identity.id,
+            doc,
+            limits.max_sockets_per_user,
+            limits.max_rooms_per_user,
+        )
+        .map_err(|e| (code::TRY_AGAIN, e.to_string(), "quota"))
 }
 
 /// Whether a viewer's frame must be refused: a sync step 2 or update that changes
