@@ -1098,7 +1098,7 @@ mod tests {
                 "import_max_table_rows",
             ),
             (vec!["--import-concurrency", "0"], "import_concurrency"),
-            (vec!["--max-docs-per-user", "-1"], "max_docs_per_user"),
+            (vec!["--max-docs-per-user", "none"], "max_docs_per_user"),
             (vec!["--max-doc-bytes", "10"], "max_doc_bytes"),
             (vec!["--max-rooms-per-user", "0"], "max_rooms_per_user"),
             (vec!["--max-sockets-per-user", "0"], "max_sockets_per_user"),
