@@ -266,7 +266,7 @@ async fn sockets_and_open_documents_per_user_are_limited() {
     let mut a2 = open(&srv, "a").await.expect("a2: same document");
     let mut b1 = open(&srv, "b").await.expect("b1: second document");
 
-    let (code, reason) = open(&srv, "a").await.err().expect("a fourth socket");
+    let (code, reason) = open(&srv, "a").await.expect_err("a fourth socket");
     assert_eq!(code, CloseCode::Again, "{reason}");
     assert!(reason.contains("3 document sockets"), "{reason}");
 
@@ -274,7 +274,7 @@ async fn sockets_and_open_documents_per_user_are_limited() {
     // A socket is free again, but a third document is one too many.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let (code, reason) = loop {
-        let (code, reason) = open(&srv, "c").await.err().expect("a third document");
+        let (code, reason) = open(&srv, "c").await.expect_err("a third document");
         if reason.contains("documents open") || tokio::time::Instant::now() > deadline {
             break (code, reason);
         }
@@ -302,7 +302,7 @@ async fn documents_per_user_are_limited_through_every_door() {
     assert!(body.contains("\"error\":\"quota_exceeded\""), "{body}");
     let (status, body) = http(srv.addr, "POST", "/api/docs/import", b"# three").await;
     assert_eq!(status, 409, "{body}");
-    let (code, reason) = open(&srv, "third-by-socket").await.err().expect("refused");
+    let (code, reason) = open(&srv, "third-by-socket").await.expect_err("refused");
     assert_eq!(u16::from(code), 4429, "{reason}");
     assert!(reason.contains("2 documents"), "{reason}");
     // What exists stays usable.

@@ -339,9 +339,9 @@ impl Catalog {
         let Some(meta) = self.get(id) else {
             return Ok(None);
         };
-        if !meta
+        if meta
             .deleted_at
-            .is_some_and(|d| d.saturating_add(retention_ms) <= now)
+            .is_none_or(|d| d.saturating_add(retention_ms) > now)
         {
             return Ok(None);
         }
