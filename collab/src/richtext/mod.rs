@@ -79,7 +79,7 @@ pub enum ImportError {
 /// Bounds on what one Markdown import may build. Parsing is linear in the input; these caps
 /// bound the tree and the Yjs document built from it (each node costs 650-1000 bytes in the
 /// tree and yrs together, whatever its size in the Markdown), so that memory and time follow
-/// the limits, not the shape of the input: at the defaults an import peaks at about 65 MB
+/// the limits, not the shape of the input: at the defaults an import peaks at about 34 MB
 /// (measured by tests/import_fuzz.rs), and a document of prose below 8x its size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImportLimits {
