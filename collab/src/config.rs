@@ -26,12 +26,27 @@ pub struct RoomConfig {
     pub compact_after_entries: usize,
     /// ... or once the log above the snapshot holds this many bytes.
     pub compact_after_bytes: u64,
-    /// Awareness states not renewed for this long are removed (y-protocols uses 30 s).
+    /// Awareness states not renewed for this long are removed (y-protocols uses 30 s);
+    /// removed entries are forgotten after as long again.
     pub awareness_timeout: Duration,
     /// Largest document, as its state encoded as a Yjs v1 update: an update that would grow
     /// it past this is refused (the sender is closed with [`crate::CloseReason::DocumentTooLarge`]).
     pub max_doc_bytes: u64,
+    /// Bytes waiting for one connection's socket before it counts as a slow reader (one
+    /// frame larger than this still goes out alone).
+    pub outbound_queue_bytes: usize,
+    /// Deepest nesting of arrays and maps accepted in update values, embedded JSON and
+    /// awareness states; deeper input closes the connection before anything decodes it.
+    pub max_nesting_depth: usize,
+    /// Distinct awareness client ids one connection may set over its life; more closes it.
+    pub awareness_clients_per_connection: usize,
+    /// Live awareness states one room holds; clients beyond it are not shown.
+    pub awareness_clients_per_room: usize,
 }
+
+/// Highest `max_nesting_depth` allowed: decoding stays well inside the stack the engine
+/// guarantees (see `decode_stack`).
+pub const MAX_NESTING_DEPTH_LIMIT: usize = 1000;
 
 impl Default for RoomConfig {
     fn default() -> Self {
@@ -47,6 +62,10 @@ impl Default for RoomConfig {
             compact_after_bytes: 8 * 1024 * 1024,
             awareness_timeout: Duration::from_secs(60),
             max_doc_bytes: 64 * 1024 * 1024,
+            outbound_queue_bytes: 8 * 1024 * 1024,
+            max_nesting_depth: 64,
+            awareness_clients_per_connection: 4,
+            awareness_clients_per_room: 512,
         }
     }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::room::{Control, Inbound};
+use crate::outbox::Inbox;
+use crate::presence::PresenceUser;
+use crate::room::{Control, Inbound, InboundMsg};
 
 /// A connection id, unique within the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,11 +121,22 @@ impl ConnectionSender {
     /// Hands one received frame to the room. Waits when the room is busy (backpressure
     /// to the socket).
     pub async fn send(&self, frame: Bytes) -> Result<(), RoomGone> {
+        self.push(InboundMsg::Frame(frame)).await
+    }
+
+    /// Binds this connection's presence to the identity the transport authenticated: from
+    /// then on the room overwrites the `user.id` and `user.name` of every awareness state it
+    /// sets, so nobody can appear as someone else. Call it before the first [`send`]: it
+    /// travels in the same queue as the frames, so it applies to every frame sent after it.
+    ///
+    /// [`send`]: ConnectionSender::send
+    pub async fn identify(&self, user: PresenceUser) -> Result<(), RoomGone> {
+        self.push(InboundMsg::Identify(user)).await
+    }
+
+    async fn push(&self, msg: InboundMsg) -> Result<(), RoomGone> {
         self.inbound
-            .send(Inbound {
-                conn: self.id,
-                frame,
-            })
+            .send(Inbound { conn: self.id, msg })
             .await
             .map_err(|_| RoomGone)
     }
@@ -138,7 +151,7 @@ pub enum Outgoing {
 
 /// Yields the frames to write, then the reason the room closed the connection.
 pub struct ConnectionReceiver {
-    pub(crate) frames: mpsc::Receiver<Bytes>,
+    pub(crate) frames: Inbox,
     pub(crate) close: oneshot::Receiver<CloseReason>,
     /// A close already taken from `close` while frames were still queued.
     pub(crate) pending_close: Option<CloseReason>,
@@ -169,7 +182,7 @@ impl ConnectionReceiver {
 
     /// A frame already queued, without waiting (to batch writes before a flush).
     pub fn try_next(&mut self) -> Option<Bytes> {
-        self.frames.try_recv().ok()
+        self.frames.try_recv()
     }
 
     async fn take_close(&mut self) -> CloseReason {

@@ -11,19 +11,23 @@
 
 mod config;
 mod connection;
+mod decode_stack;
 mod observer;
+mod outbox;
 mod persist;
-mod presence;
+pub mod presence;
 pub mod protocol;
 mod registry;
 pub mod richtext;
 mod room;
 mod size_limit;
+pub mod validate;
 
-pub use config::RoomConfig;
+pub use config::{MAX_NESTING_DEPTH_LIMIT, RoomConfig};
 pub use connection::{
     CloseReason, ConnId, Connection, ConnectionReceiver, ConnectionSender, Outgoing, RoomGone,
 };
 pub use dure_storage::DocId;
 pub use observer::{NoopObserver, Observer};
+pub use presence::PresenceUser;
 pub use registry::{JoinError, JoinOptions, Rooms};

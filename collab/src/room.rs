@@ -21,11 +21,14 @@ use yrs::updates::encoder::Encode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
 
 use crate::connection::LeaveGuard;
+use crate::decode_stack::with_stack;
+use crate::outbox::{Outbox, Refused, outbox};
 use crate::persist::{PersistEvent, PersistJob, Worker};
-use crate::presence::{self, Presence};
+use crate::presence::{self, Presence, PresenceUser};
 use crate::protocol::{self, ClientMessage};
 use crate::registry::Shared;
 use crate::size_limit::SizeLimit;
+use crate::validate;
 use crate::{
     CloseReason, ConnId, Connection, ConnectionReceiver, ConnectionSender, JoinError, JoinOptions,
 };
@@ -41,10 +44,17 @@ pub(crate) enum Control {
     Shutdown,
 }
 
-/// A frame received from a connection.
+/// What a connection's transport sends the room, in order.
 pub(crate) struct Inbound {
     pub(crate) conn: ConnId,
-    pub(crate) frame: Bytes,
+    pub(crate) msg: InboundMsg,
+}
+
+pub(crate) enum InboundMsg {
+    /// A received frame.
+    Frame(Bytes),
+    /// Who the connection is (binds its presence).
+    Identify(PresenceUser),
 }
 
 /// Capacity of the room's shared inbound queue (frames from all its connections).
@@ -59,10 +69,13 @@ struct Lag {
     since: Instant,
     /// Everything at or above this state vector may not have reached the client.
     state_vector: StateVector,
+    /// The frame that did not fit answered sync step 1: catch up with a sync step 2 (what
+    /// y-websocket clients wait for to call themselves synced).
+    step2: bool,
 }
 
 struct ConnState {
-    frames: mpsc::Sender<Bytes>,
+    frames: Outbox,
     close: Option<oneshot::Sender<CloseReason>>,
     wants_ack: bool,
     /// Update-bearing frames received.
@@ -76,6 +89,12 @@ struct ConnState {
     aw_refilled: Instant,
     /// Newest awareness payload held back by the rate limit.
     aw_deferred: Option<(Bytes, Bytes)>,
+    /// The authenticated user its presence is bound to.
+    user: Option<PresenceUser>,
+    /// Newest sync step 1 waiting for the previous answer to be written.
+    step1_deferred: Option<StateVector>,
+    /// A query-awareness waiting for the previous answer or for the rate limit.
+    query_deferred: bool,
 }
 
 #[derive(Default)]
@@ -138,24 +157,26 @@ fn new_doc() -> Doc {
 /// Rebuilds a document from what the store holds.
 pub(crate) fn build_doc(loaded: &LoadedLog) -> Result<Doc, String> {
     let doc = new_doc();
-    catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
-        let mut txn = doc.transact_mut();
-        if let Some(snapshot) = &loaded.snapshot {
-            let update = Update::decode_v2(&snapshot.state_v2)
-                .map_err(|e| format!("snapshot {} undecodable: {e}", snapshot.generation))?;
-            txn.apply_update(update)
-                .map_err(|e| format!("snapshot {} refused: {e}", snapshot.generation))?;
-        }
-        for entry in &loaded.entries {
-            for update in &entry.updates {
-                let update = Update::decode_v1(update)
-                    .map_err(|e| format!("log entry {} undecodable: {e}", entry.seq))?;
+    with_stack(|| {
+        catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
+            let mut txn = doc.transact_mut();
+            if let Some(snapshot) = &loaded.snapshot {
+                let update = Update::decode_v2(&snapshot.state_v2)
+                    .map_err(|e| format!("snapshot {} undecodable: {e}", snapshot.generation))?;
                 txn.apply_update(update)
-                    .map_err(|e| format!("log entry {} refused: {e}", entry.seq))?;
+                    .map_err(|e| format!("snapshot {} refused: {e}", snapshot.generation))?;
             }
-        }
-        Ok(())
-    }))
+            for entry in &loaded.entries {
+                for update in &entry.updates {
+                    let update = Update::decode_v1(update)
+                        .map_err(|e| format!("log entry {} undecodable: {e}", entry.seq))?;
+                    txn.apply_update(update)
+                        .map_err(|e| format!("log entry {} refused: {e}", entry.seq))?;
+                }
+            }
+            Ok(())
+        }))
+    })
     .map_err(|_| "document decoding panicked".to_owned())??;
     Ok(doc)
 }
@@ -239,15 +260,15 @@ pub(crate) async fn run(id: DocId, generation: u64, shared: Arc<Shared>, mut cha
                 if shutdown {
                     // Frames that reached us before the signal are applied and flushed;
                     // later ones are not read (their senders get no ack and resend).
-                    while let Ok(Inbound { conn, frame }) = inbound_rx.try_recv() {
-                        room.on_frame(conn, frame);
+                    while let Ok(inbound) = inbound_rx.try_recv() {
+                        room.on_inbound(inbound);
                     }
                 }
             }
             n = inbound_rx.recv_many(&mut frames, 64), if !room.shutting_down => {
                 if n == 0 { break; }
-                for Inbound { conn, frame } in frames.drain(..) {
-                    room.on_frame(conn, frame);
+                for inbound in frames.drain(..) {
+                    room.on_inbound(inbound);
                 }
             }
             _ = sleep_until(commit_at.unwrap_or(next_tick).into()), if commit_at.is_some() => {}
@@ -264,6 +285,8 @@ pub(crate) async fn run(id: DocId, generation: u64, shared: Arc<Shared>, mut cha
     room.exit(&mut channels).await;
     drop(room.jobs.take());
     let _ = worker_task.await;
+    // Dropping nested values recurses as deep as decoding them.
+    with_stack(move || drop(room));
 }
 
 /// Load failed: remove ourselves and tell every waiting join why.
@@ -284,9 +307,13 @@ fn refuse_all(
 
 impl Room {
     fn busy(&self) -> bool {
-        self.conns
-            .values()
-            .any(|c| c.lag.is_some() || c.aw_deferred.is_some() || c.durable > c.acked)
+        self.conns.values().any(|c| {
+            c.lag.is_some()
+                || c.aw_deferred.is_some()
+                || c.step1_deferred.is_some()
+                || c.query_deferred
+                || c.durable > c.acked
+        })
     }
 
     // ---- membership ----
@@ -313,13 +340,14 @@ impl Room {
 
     fn join(&mut self, opts: JoinOptions) -> Connection {
         let id = self.shared.next_conn_id();
-        let (frames_tx, frames_rx) = mpsc::channel(self.shared.cfg.outbound_queue.max(4));
+        let cfg = &self.shared.cfg;
+        let (frames_tx, frames_rx) = outbox(cfg.outbound_queue.max(4), cfg.outbound_queue_bytes);
         let (close_tx, close_rx) = oneshot::channel();
         // Sync step 1 first (y-websocket servers open with it), then who is here.
         let sv = self.doc.transact().state_vector().encode_v1();
-        let _ = frames_tx.try_send(protocol::sync_step1(&sv));
+        let _ = frames_tx.push(protocol::sync_step1(&sv));
         if let Some(full) = self.presence.full() {
-            let _ = frames_tx.try_send(protocol::awareness(&full));
+            let _ = frames_tx.push(protocol::awareness(&full));
         }
         let now = Instant::now();
         self.conns.insert(
@@ -335,6 +363,9 @@ impl Room {
                 aw_tokens: self.shared.cfg.awareness_burst,
                 aw_refilled: now,
                 aw_deferred: None,
+                user: None,
+                step1_deferred: None,
+                query_deferred: false,
             },
         );
         let guard = Arc::new(LeaveGuard {
@@ -373,7 +404,7 @@ impl Room {
     /// Cleans up after a connection that is gone: its presence, its pending acks.
     fn forget(&mut self, conn: ConnId) {
         self.batch.acks.remove(&conn);
-        let removed = self.presence.remove_conn(conn);
+        let removed = self.presence.remove_conn(conn, Instant::now());
         if !removed.is_empty() {
             let frame = protocol::awareness(&presence::encode_entries(&removed));
             self.broadcast(None, &frame, None);
@@ -384,6 +415,17 @@ impl Room {
     }
 
     // ---- frames ----
+
+    fn on_inbound(&mut self, Inbound { conn, msg }: Inbound) {
+        match msg {
+            InboundMsg::Frame(frame) => self.on_frame(conn, frame),
+            InboundMsg::Identify(user) => {
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.user = Some(user);
+                }
+            }
+        }
+    }
 
     fn on_frame(&mut self, conn: ConnId, frame: Bytes) {
         if !self.conns.contains_key(&conn) {
@@ -397,16 +439,16 @@ impl Room {
             Ok(ClientMessage::SyncStep2 { update }) => self.on_update(conn, &frame, update, true),
             Ok(ClientMessage::Update { update }) => self.on_update(conn, &frame, update, false),
             Ok(ClientMessage::Awareness { update }) => self.on_awareness(conn, frame, update),
-            Ok(ClientMessage::QueryAwareness) => {
-                if let Some(full) = self.presence.full() {
-                    self.send(conn, protocol::awareness(&full));
-                }
-            }
+            Ok(ClientMessage::QueryAwareness) => self.on_query_awareness(conn),
         }
     }
 
     fn on_sync_step1(&mut self, conn: ConnId, sv: &[u8]) {
-        let sv = match StateVector::decode_v1(sv) {
+        // Counts are checked against the bytes before yrs reserves anything for them.
+        let decoded = validate::state_vector_v1(sv)
+            .map_err(|e| e.to_string())
+            .and_then(|()| StateVector::decode_v1(sv).map_err(|e| e.to_string()));
+        let sv = match decoded {
             Ok(sv) => sv,
             Err(e) => {
                 self.close(
@@ -416,22 +458,74 @@ impl Room {
                 return;
             }
         };
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        // One answer at a time: a client that asks again and again without reading gets
+        // the newest question answered once the previous answer was written.
+        if state.lag.is_some() || state.frames.reply_outstanding() {
+            state.step1_deferred = Some(sv);
+            return;
+        }
+        self.answer_step1(conn, sv);
+    }
+
+    fn answer_step1(&mut self, conn: ConnId, sv: StateVector) {
         let reply = if sv.is_empty() {
             self.full_state_frame()
         } else {
-            protocol::sync_step2(&self.doc.transact().encode_state_as_update_v1(&sv))
+            let doc = &self.doc;
+            protocol::sync_step2(&with_stack(|| {
+                doc.transact().encode_state_as_update_v1(&sv)
+            }))
         };
-        self.send(conn, reply);
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if state.frames.push_reply(reply) == Err(Refused::Full) {
+            // Catch it up from what it said it has, once its queue drains.
+            state.lag = Some(Lag {
+                since: Instant::now(),
+                state_vector: sv,
+                step2: true,
+            });
+        }
+    }
+
+    fn on_query_awareness(&mut self, conn: ConnId) {
+        let cfg = &self.shared.cfg;
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        refill(state, cfg.awareness_rate, cfg.awareness_burst);
+        // Rate-limited with awareness updates, and one answer at a time.
+        if state.aw_tokens < 1.0 || state.lag.is_some() || state.frames.reply_outstanding() {
+            state.query_deferred = true;
+            return;
+        }
+        state.aw_tokens -= 1.0;
+        self.answer_query(conn);
+    }
+
+    fn answer_query(&mut self, conn: ConnId) {
+        let Some(full) = self.presence.full() else {
+            return;
+        };
+        if let Some(state) = self.conns.get_mut(&conn) {
+            // A full queue drops it: the resync that follows carries the presence states.
+            let _ = state.frames.push_reply(protocol::awareness(&full));
+        }
     }
 
     fn full_state_frame(&mut self) -> Bytes {
         if let Some(frame) = &self.full_state {
             return frame.clone();
         }
-        let update = self
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
+        let doc = &self.doc;
+        let update = with_stack(|| {
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+        });
         let frame = protocol::sync_step2(&update);
         self.full_state = Some(frame.clone());
         frame
@@ -444,7 +538,13 @@ impl Room {
         state.updates_received += 1;
         let n = state.updates_received;
         if update.as_ref() != EMPTY_UPDATE_V1 {
-            let decoded = match catch_unwind(|| Update::decode_v1(&update)) {
+            // Bounded before yrs sees it: nesting (yrs recurses without limit) and every
+            // declared count (yrs reserves what they say).
+            if let Err(e) = validate::update_v1(&update, self.shared.cfg.max_nesting_depth) {
+                self.close(conn, CloseReason::InvalidUpdate(e.to_string()));
+                return;
+            }
+            let decoded = match with_stack(|| catch_unwind(|| Update::decode_v1(&update))) {
                 Ok(Ok(u)) => u,
                 Ok(Err(e)) => {
                     self.close(conn, CloseReason::InvalidUpdate(e.to_string()));
@@ -463,9 +563,12 @@ impl Room {
                 self.close(conn, CloseReason::DocumentTooLarge { limit });
                 return;
             }
-            let applied = catch_unwind(AssertUnwindSafe(|| {
-                self.doc.transact_mut().apply_update(decoded)
-            }));
+            let doc = &self.doc;
+            let applied = with_stack(|| {
+                catch_unwind(AssertUnwindSafe(|| {
+                    doc.transact_mut().apply_update(decoded)
+                }))
+            });
             match applied {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -531,7 +634,24 @@ impl Room {
             );
             return;
         };
-        let applied = self.presence.apply(conn, entries, Instant::now());
+        let cfg = &self.shared.cfg;
+        let limits = presence::Limits {
+            per_connection: cfg.awareness_clients_per_connection,
+            per_room: cfg.awareness_clients_per_room,
+            max_depth: cfg.max_nesting_depth,
+        };
+        let user = self.conns.get(&conn).and_then(|c| c.user.as_ref());
+        let applied = match self
+            .presence
+            .apply(conn, entries, Instant::now(), limits, user)
+        {
+            Ok(applied) => applied,
+            Err(e) => {
+                // Never relayed: y-protocols clients would throw on a state that is not JSON.
+                self.close(conn, CloseReason::Malformed(e.to_string()));
+                return;
+            }
+        };
         if applied.changed.is_empty() {
             return;
         }
@@ -546,19 +666,6 @@ impl Room {
 
     // ---- fan-out ----
 
-    fn send(&mut self, conn: ConnId, frame: Bytes) {
-        let Some(state) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if state.lag.is_some() {
-            return; // the resync will carry it
-        }
-        if state.frames.try_send(frame).is_err() {
-            let sv = self.doc.transact().state_vector();
-            start_lag(state, sv);
-        }
-    }
-
     /// Sends `frame` to every connection but `except`. `update` is the update payload it
     /// carries, if any: a connection whose queue is full is then resynced from before it.
     fn broadcast(&mut self, except: Option<ConnId>, frame: &Bytes, update: Option<&Bytes>) {
@@ -567,16 +674,16 @@ impl Room {
             if Some(id) == except || state.lag.is_some() {
                 continue;
             }
-            match state.frames.try_send(frame.clone()) {
+            match state.frames.push(frame.clone()) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(Refused::Full) => {
                     let sv = lag_sv
                         .get_or_insert_with(|| state_vector_before(&self.doc, update))
                         .clone();
                     start_lag(state, sv);
                 }
                 // Receiver gone: the leave message is on its way.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(Refused::Closed) => {}
             }
         }
     }
@@ -635,13 +742,14 @@ impl Room {
                 // Another writer's entries, found when our write lost a race for a sequence
                 // number: take them in and pass them on.
                 for update in updates {
-                    let ok = match Update::decode_v1(&update) {
-                        Ok(u) => catch_unwind(AssertUnwindSafe(|| {
-                            self.doc.transact_mut().apply_update(u)
-                        }))
-                        .is_ok(),
+                    let doc = &self.doc;
+                    let ok = with_stack(|| match Update::decode_v1(&update) {
+                        Ok(u) => {
+                            catch_unwind(AssertUnwindSafe(|| doc.transact_mut().apply_update(u)))
+                                .is_ok()
+                        }
                         Err(_) => false,
-                    };
+                    });
                     if !ok {
                         warn!(doc = %self.id, "skipping an unreadable update from another writer");
                         continue;
@@ -670,13 +778,15 @@ impl Room {
         let mut to_close = Vec::new();
         let mut to_resync = Vec::new();
         let mut deferred = Vec::new();
+        let mut step1s = Vec::new();
+        let mut queries = Vec::new();
         for (&id, state) in self.conns.iter_mut() {
             if state.frames.is_closed() {
                 to_close.push((id, None));
                 continue;
             }
             if let Some(lag) = &state.lag {
-                if state.frames.capacity() * 2 >= state.frames.max_capacity() {
+                if state.frames.drained_to_half() {
                     to_resync.push(id);
                 } else if now.duration_since(lag.since) > cfg.slow_reader_timeout {
                     to_close.push((id, Some(CloseReason::SlowReader)));
@@ -690,6 +800,18 @@ impl Room {
                     state.aw_tokens -= 1.0;
                     if let Some(d) = state.aw_deferred.take() {
                         deferred.push((id, d));
+                    }
+                }
+            }
+            if !state.frames.reply_outstanding() {
+                if let Some(sv) = state.step1_deferred.take() {
+                    step1s.push((id, sv));
+                } else if state.query_deferred {
+                    refill(state, cfg.awareness_rate, cfg.awareness_burst);
+                    if state.aw_tokens >= 1.0 {
+                        state.aw_tokens -= 1.0;
+                        state.query_deferred = false;
+                        queries.push(id);
                     }
                 }
             }
@@ -710,7 +832,13 @@ impl Room {
         for (id, (frame, update)) in deferred {
             self.apply_awareness(id, frame, &update);
         }
-        let expired = self.presence.expire(now - cfg.awareness_timeout);
+        for (id, sv) in step1s {
+            self.answer_step1(id, sv);
+        }
+        for id in queries {
+            self.answer_query(id);
+        }
+        let expired = self.presence.expire(now - cfg.awareness_timeout, now);
         if !expired.is_empty() {
             let frame = protocol::awareness(&presence::encode_entries(&expired));
             self.broadcast(None, &frame, None);
@@ -723,17 +851,24 @@ impl Room {
             return;
         };
         let Some(lag) = state.lag.take() else { return };
-        let diff = self
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&lag.state_vector);
-        let mut frames = vec![protocol::update(&diff)];
+        let doc = &self.doc;
+        let diff = with_stack(|| doc.transact().encode_state_as_update_v1(&lag.state_vector));
+        let catch_up = if lag.step2 {
+            state.frames.push_reply(protocol::sync_step2(&diff))
+        } else {
+            state.frames.push(protocol::update(&diff))
+        };
+        if catch_up.is_err() {
+            state.lag = Some(lag);
+            return;
+        }
+        let mut frames = Vec::new();
         if let Some(full) = self.presence.full() {
             frames.push(protocol::awareness(&full));
         }
         debug!(doc = %self.id, %conn, bytes = diff.len(), "resyncing a slow reader");
         for frame in frames {
-            if state.frames.try_send(frame).is_err() {
+            if state.frames.push(frame).is_err() {
                 // Room for half a queue was there a moment ago; if not, stay lagging.
                 state.lag = Some(lag);
                 return;
@@ -795,11 +930,7 @@ fn flush_ack(state: &mut ConnState, observer: &dyn crate::Observer) {
     if !state.wants_ack || state.durable <= state.acked || state.lag.is_some() {
         return;
     }
-    if state
-        .frames
-        .try_send(protocol::saved(state.durable))
-        .is_ok()
-    {
+    if state.frames.push(protocol::saved(state.durable)).is_ok() {
         state.acked = state.durable;
         observer.ack_sent();
     }
@@ -809,6 +940,7 @@ fn start_lag(state: &mut ConnState, state_vector: StateVector) {
     state.lag = Some(Lag {
         since: Instant::now(),
         state_vector,
+        step2: false,
     });
 }
 
@@ -816,7 +948,7 @@ fn start_lag(state: &mut ConnState, state_vector: StateVector) {
 /// includes `update` itself.
 fn state_vector_before(doc: &Doc, update: Option<&Bytes>) -> StateVector {
     let mut sv = doc.transact().state_vector();
-    if let Some(update) = update.and_then(|u| Update::decode_v1(u).ok()) {
+    if let Some(update) = update.and_then(|u| with_stack(|| Update::decode_v1(u).ok())) {
         // Lower each client the update touches to where the update starts. A client the
         // document has never seen is absent from `sv`, which already means "send all of it".
         for (client, clock) in update.state_vector_lower().iter() {

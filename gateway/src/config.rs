@@ -200,6 +200,21 @@ pub struct Cli {
     /// Compact a document once this many log entries sit above its snapshot [default: 500].
     #[arg(long, env = "DURE_COMPACT_AFTER_ENTRIES", value_name = "N")]
     pub compact_after_entries: Option<String>,
+    /// Bytes queued for one socket before it counts as a slow reader; a single larger frame
+    /// still goes out alone [default: 8MiB].
+    #[arg(long, env = "DURE_OUTBOUND_QUEUE_BYTES", value_name = "SIZE")]
+    pub outbound_queue_bytes: Option<String>,
+    /// Deepest nesting of arrays/maps in update values, embedded JSON and awareness states;
+    /// deeper input closes the socket (1007 or 1002) [default: 64, at most 1000].
+    #[arg(long, env = "DURE_MAX_NESTING_DEPTH", value_name = "N")]
+    pub max_nesting_depth: Option<String>,
+    /// Distinct awareness client ids one socket may set; more closes it with 1002
+    /// [default: 4].
+    #[arg(long, env = "DURE_AWARENESS_CLIENTS_PER_CONNECTION", value_name = "N")]
+    pub awareness_clients_per_connection: Option<String>,
+    /// Live awareness states per document; clients beyond it are not shown [default: 512].
+    #[arg(long, env = "DURE_AWARENESS_CLIENTS_PER_ROOM", value_name = "N")]
+    pub awareness_clients_per_room: Option<String>,
     /// S3 bucket (storage = s3). It must exist; Dure never creates buckets.
     #[arg(long, env = "DURE_S3_BUCKET", value_name = "NAME")]
     pub s3_bucket: Option<String>,
@@ -333,6 +348,10 @@ const FILE_KEYS: &[&str] = &[
     "idle_unload",
     "commit_interval",
     "compact_after_entries",
+    "outbound_queue_bytes",
+    "max_nesting_depth",
+    "awareness_clients_per_connection",
+    "awareness_clients_per_room",
     "s3_bucket",
     "s3_prefix",
     "s3_region",
@@ -642,6 +661,35 @@ impl Cli {
         }
         if let Some(v) = get(&self.compact_after_entries, "compact_after_entries") {
             rooms.compact_after_entries = positive("compact_after_entries", &v)?;
+        }
+        if let Some(v) = get(&self.outbound_queue_bytes, "outbound_queue_bytes") {
+            rooms.outbound_queue_bytes = size("outbound_queue_bytes", &v)?;
+            if rooms.outbound_queue_bytes < 1024 {
+                return Err(invalid("outbound_queue_bytes", &v, "must be at least 1KiB"));
+            }
+        }
+        if let Some(v) = get(&self.max_nesting_depth, "max_nesting_depth") {
+            rooms.max_nesting_depth = positive("max_nesting_depth", &v)?;
+            if rooms.max_nesting_depth > dure_collab::MAX_NESTING_DEPTH_LIMIT {
+                return Err(invalid(
+                    "max_nesting_depth",
+                    &v,
+                    format!("must be at most {}", dure_collab::MAX_NESTING_DEPTH_LIMIT),
+                ));
+            }
+        }
+        if let Some(v) = get(
+            &self.awareness_clients_per_connection,
+            "awareness_clients_per_connection",
+        ) {
+            rooms.awareness_clients_per_connection =
+                positive("awareness_clients_per_connection", &v)?;
+        }
+        if let Some(v) = get(
+            &self.awareness_clients_per_room,
+            "awareness_clients_per_room",
+        ) {
+            rooms.awareness_clients_per_room = positive("awareness_clients_per_room", &v)?;
         }
         let public_url_derived = get(&self.public_url, "public_url").is_none();
         let public_url = match get(&self.public_url, "public_url") {
@@ -965,6 +1013,20 @@ mod tests {
             (vec!["--max-frame-bytes", "12 parsecs"], "max_frame_bytes"),
             (vec!["--storage", "floppy"], "storage"),
             (vec!["--outbound-queue", "0"], "outbound_queue"),
+            (
+                vec!["--outbound-queue-bytes", "100"],
+                "outbound_queue_bytes",
+            ),
+            (vec!["--max-nesting-depth", "0"], "max_nesting_depth"),
+            (vec!["--max-nesting-depth", "5000"], "max_nesting_depth"),
+            (
+                vec!["--awareness-clients-per-connection", "0"],
+                "awareness_clients_per_connection",
+            ),
+            (
+                vec!["--awareness-clients-per-room", "none"],
+                "awareness_clients_per_room",
+            ),
         ] {
             let err = cli(&args).resolve().expect_err("invalid");
             assert!(err.to_string().contains(&format!("`{setting}`")), "{err}");

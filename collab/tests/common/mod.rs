@@ -195,6 +195,16 @@ impl Client {
         }
     }
 
+    /// Handles the frames already queued, without waiting; returns their total size.
+    pub fn handle_queued(&mut self) -> usize {
+        let mut total = 0;
+        while let Some(frame) = self.conn.receiver.try_next() {
+            total += frame.len();
+            self.handle(&frame);
+        }
+        total
+    }
+
     /// Processes whatever arrives for `d`.
     pub async fn pump_for(&mut self, d: Duration) {
         self.pump_until(d, |_| false).await;

@@ -16,6 +16,7 @@ use axum::routing::any;
 use bytes::Bytes;
 use dure_collab::{
     CloseReason, ConnectionReceiver, ConnectionSender, DocId, JoinError, JoinOptions, Outgoing,
+    PresenceUser,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -284,6 +285,14 @@ async fn serve(
 
     let (mut sink, mut stream) = socket.split();
     let (sender, mut receiver) = (conn.sender, conn.receiver);
+    // Presence shows who is really here: the room writes this identity into awareness.
+    let user = PresenceUser {
+        id: principal.identity.id.clone(),
+        name: principal.identity.name.clone(),
+    };
+    if sender.identify(user).await.is_err() {
+        debug!("room closed before the connection was identified");
+    }
     let ping = state.config.ping_interval;
     // Answers that only this socket gets (permission denied), written by the writer.
     // A watch, not an mpsc: it allocates a few bytes instead of a 32-slot block per socket,
