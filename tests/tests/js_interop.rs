@@ -70,9 +70,20 @@ async fn js_and_rust_clients_converge_on_text_and_awareness() {
         .await
         .unwrap();
     let a_id = u64::from(a.client_id());
-    r.wait_awareness(T, |s| s.get(&a_id).is_some_and(|j| j.contains("Ari")))
+    // The server binds the user fields to the signed-in identity (the local user here) and
+    // keeps the rest: the name the client claimed never reaches the others.
+    r.wait_awareness(T, |s| s.get(&a_id).is_some_and(|j| j.contains("#1e88e5")))
         .await
         .unwrap();
+    let state = r.awareness_states()[&a_id].clone();
+    assert!(
+        state.contains("Local user"),
+        "bound to the local user: {state}"
+    );
+    assert!(
+        !state.contains("Ari"),
+        "the claimed name is replaced: {state}"
+    );
     r.set_awareness(r##"{"user":{"name":"Rust","color":"#43a047"}}"##)
         .unwrap();
     b.wait_awareness_present(4_242_424, T).await.unwrap();
