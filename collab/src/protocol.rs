@@ -152,7 +152,7 @@ pub fn saved(n: u64) -> Bytes {
 }
 
 /// Reads a `varUint` from the front of `buf`, advancing it.
-pub(crate) fn read_var(buf: &mut &[u8]) -> Option<u64> {
+pub fn read_var(buf: &mut &[u8]) -> Option<u64> {
     let mut n: u64 = 0;
     for shift in (0..64).step_by(7) {
         let (&b, rest) = buf.split_first()?;

@@ -212,7 +212,7 @@ fn reframe(frame: &[u8]) -> Vec<u8> {
         _ => return frame.to_vec(),
     };
     let mut buf = payload;
-    let Some(_len) = read_len(&mut buf) else {
+    let Some(_len) = protocol::read_var(&mut buf) else {
         return frame.to_vec();
     };
     let mut out = prefix;
@@ -221,19 +221,6 @@ fn reframe(frame: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&len);
     out.extend_from_slice(buf);
     out
-}
-
-fn read_len(buf: &mut &[u8]) -> Option<u64> {
-    let mut n = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        n |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(n);
-        }
-    }
-    None
 }
 
 fn mutate(rng: &mut StdRng, pool: &[Vec<u8>]) -> Vec<u8> {

@@ -1,23 +1,14 @@
 //! Building and running the server, and the ordered shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::serve::ListenerExt;
-use dure_collab::Rooms;
-use dure_storage::{DocStore, Store, fs::FsBackend};
+use dure_storage::{Store, fs::FsBackend};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::audit::AuditLog;
-use crate::auth::Auth;
 use crate::config::{Config, StorageBackend};
-use crate::docs::Catalog;
-use crate::docs::import_gate::ImportGate;
-use crate::docs::open_quota::SocketQuotas;
-use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
 
@@ -75,37 +66,7 @@ impl Server {
                 config.allowed_origins = crate::config::default_origins(&config.public_url);
             }
         }
-        let metrics = Arc::new(Metrics::new());
-        let auth = Arc::new(Auth::new(&config, store.clone()).await?);
-        let catalog = Arc::new(Catalog::load(store.clone(), auth.changes.clone()).await?);
-        if auth.is_local() {
-            // One catalog for both ways of making a document: content a plain Yjs client
-            // stored before documents were registered on first use gets its metadata now.
-            let adopted = catalog
-                .adopt_stored(&crate::auth::Identity::local())
-                .await?;
-            if adopted > 0 {
-                info!(
-                    adopted,
-                    "documents without metadata registered for the local user"
-                );
-            }
-        }
-        let audit = AuditLog::new(store.clone());
-        let rooms = Rooms::new(DocStore::new(store), config.rooms.clone(), metrics.clone());
-        let limits = config.limits.clone();
-        let state = AppState {
-            config: Arc::new(config),
-            rooms,
-            metrics,
-            accepting: Arc::new(AtomicBool::new(true)),
-            sockets: TaskTracker::new(),
-            auth,
-            catalog,
-            audit,
-            imports: Arc::new(ImportGate::new(limits.import_concurrency)),
-            open: Arc::new(SocketQuotas::default()),
-        };
+        let state = AppState::new(config, store).await?;
         Ok(Server { listener, state })
     }
 

@@ -2,15 +2,18 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use dure_collab::Rooms;
+use dure_storage::{DocStore, Store};
 use tokio_util::task::TaskTracker;
+use tracing::info;
 
 use crate::audit::AuditLog;
-use crate::auth::Auth;
+use crate::auth::{Auth, Identity};
 use crate::config::Config;
 use crate::docs::Catalog;
 use crate::docs::import_gate::ImportGate;
 use crate::docs::open_quota::SocketQuotas;
 use crate::metrics::Metrics;
+use crate::server::ServerError;
 
 /// Everything a request handler needs, built once at start.
 #[derive(Clone, Debug)]
@@ -31,25 +34,27 @@ pub struct AppState {
     pub open: Arc<SocketQuotas>,
 }
 
-#[cfg(test)]
 impl AppState {
-    /// A local-mode state on a memory store, as `Server::bind_with_store` builds it.
-    pub async fn for_tests(config: Config) -> AppState {
-        use dure_storage::{DocStore, Store};
-        let store = Store::memory();
+    /// Builds the state on `store`: identity, catalog (in local mode, content stored without
+    /// metadata is registered for the local user), rooms, audit log and the per-user limits.
+    pub async fn new(config: Config, store: Store) -> Result<AppState, ServerError> {
         let metrics = Arc::new(Metrics::new());
-        let auth = Arc::new(Auth::new(&config, store.clone()).await.expect("auth"));
-        let catalog = Arc::new(
-            Catalog::load(store.clone(), auth.changes.clone())
-                .await
-                .expect("catalog"),
-        );
-        let rooms = Rooms::new(
-            DocStore::new(store.clone()),
-            config.rooms.clone(),
-            metrics.clone(),
-        );
-        AppState {
+        let auth = Arc::new(Auth::new(&config, store.clone()).await?);
+        let catalog = Arc::new(Catalog::load(store.clone(), auth.changes.clone()).await?);
+        if auth.is_local() {
+            // One catalog for both ways of making a document: content a plain Yjs client
+            // stored before documents were registered on first use gets its metadata now.
+            let adopted = catalog.adopt_stored(&Identity::local()).await?;
+            if adopted > 0 {
+                info!(
+                    adopted,
+                    "documents without metadata registered for the local user"
+                );
+            }
+        }
+        let audit = AuditLog::new(store.clone());
+        let rooms = Rooms::new(DocStore::new(store), config.rooms.clone(), metrics.clone());
+        Ok(AppState {
             imports: Arc::new(ImportGate::new(config.limits.import_concurrency)),
             open: Arc::new(SocketQuotas::default()),
             config: Arc::new(config),
@@ -59,7 +64,13 @@ impl AppState {
             sockets: TaskTracker::new(),
             auth,
             catalog,
-            audit: AuditLog::new(store),
-        }
+            audit,
+        })
+    }
+
+    /// A local-mode state on a memory store.
+    #[cfg(test)]
+    pub async fn for_tests(config: Config) -> AppState {
+        AppState::new(config, Store::memory()).await.expect("state")
     }
 }

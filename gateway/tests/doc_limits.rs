@@ -8,60 +8,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dure_collab::{protocol, richtext};
-use dure_gateway::{Config, Server};
+use dure_gateway::Config;
 use dure_storage::{DocId, DocStore, Store};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+mod common;
 
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn start(cfg: Config) -> Running {
-        Self::start_on(cfg, Store::memory()).await
-    }
-
-    async fn start_on(cfg: Config, store: Store) -> Running {
-        let server = Server::bind_with_store(cfg, store).await.expect("bind");
-        let addr = server.local_addr();
-        let (stop, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            server
-                .run(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("run");
-        });
-        Running {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn connect(&self, doc: &str) -> Ws {
-        let (ws, _) = connect_async(format!("ws://{}/ws/doc/{doc}?ack=1", self.addr))
-            .await
-            .expect("connect");
-        ws
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = self.task.await;
-    }
-}
+use common::{Running, Ws, close_of, next_event, wait_ack};
 
 /// One HTTP/1.1 request; returns the status and the body.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
@@ -108,45 +64,10 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// The next binary frame, or the close (code, reason).
-async fn next_event(ws: &mut Ws) -> Result<Vec<u8>, (CloseCode, String)> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("nothing within 5 s")
-        {
-            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
-            Some(Ok(Message::Close(Some(f)))) => return Err((f.code, f.reason.to_string())),
-            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => panic!("socket error: {e}"),
-        }
-    }
-}
-
-async fn close_of(ws: &mut Ws) -> (CloseCode, String) {
-    loop {
-        if let Err(close) = next_event(ws).await {
-            return close;
-        }
-    }
-}
-
 /// Whether a fresh socket is served (gets the room's sync step 1) or closed at once.
 async fn open(srv: &Running, doc: &str) -> Result<Ws, (CloseCode, String)> {
-    let mut ws = srv.connect(doc).await;
+    let mut ws = srv.connect(&format!("/ws/doc/{doc}?ack=1")).await;
     next_event(&mut ws).await.map(|_| ws)
-}
-
-async fn wait_ack(ws: &mut Ws, n: u64) {
-    loop {
-        let frame = next_event(ws)
-            .await
-            .expect("closed while waiting for an ack");
-        if frame.first() == Some(&(protocol::MSG_SAVED as u8)) && u64::from(frame[1]) >= n {
-            return;
-        }
-    }
 }
 
 async fn send_markdown(ws: &mut Ws, markdown: &str) {

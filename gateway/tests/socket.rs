@@ -5,91 +5,15 @@
 use std::time::Duration;
 
 use dure_collab::protocol;
-use dure_gateway::{Config, Server};
+use dure_gateway::Config;
 use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+mod common;
 
-struct Running {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn start(cfg: Config) -> Running {
-        let server = Server::bind(cfg).await.expect("bind");
-        let addr = server.local_addr();
-        let (stop, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            server
-                .run(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("run");
-        });
-        Running {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn connect(&self, path: &str) -> Ws {
-        let (ws, _) = connect_async(format!("ws://{}{path}", self.addr))
-            .await
-            .expect("connect");
-        ws
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = self.task.await;
-    }
-}
-
-/// Reads until a close frame; returns its code and reason.
-async fn close_of(ws: &mut Ws) -> (CloseCode, String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, ws.next())
-            .await
-            .expect("no close within 5 s")
-        {
-            Some(Ok(Message::Close(Some(f)))) => return (f.code, f.reason.to_string()),
-            Some(Ok(Message::Close(None))) => panic!("close without a code"),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => panic!("socket error before close: {e}"),
-            None => panic!("stream ended without a close frame"),
-        }
-    }
-}
-
-/// Reads until a `saved` ack reaching `n`.
-async fn wait_ack(ws: &mut Ws, n: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let msg = tokio::time::timeout(left, ws.next())
-            .await
-            .expect("ack timeout")
-            .expect("open")
-            .expect("ok");
-        if let Message::Binary(b) = msg
-            && b.first() == Some(&100)
-            && u64::from(b[1]) >= n
-        {
-            return;
-        }
-    }
-}
+use common::{Running, close_of, wait_ack};
 
 fn text_update(client: u64, s: &str) -> Vec<u8> {
     use yrs::{Text, Transact};
