@@ -141,6 +141,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
+        discard(body, max).await;
         return Err(too_large());
     }
     // Without a length (chunked), the limit cuts the stream; any read error is reported
@@ -149,6 +150,24 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8
         .await
         .map(|b| b.to_vec())
         .map_err(|_| too_large())
+}
+
+/// Reads and drops up to `max` bytes of a body that will be refused, for at most 2 s, so the
+/// 413 reaches a client that is still sending: closing with much input unread makes the
+/// kernel answer with a reset, and the client sees a broken connection instead of the answer.
+async fn discard(body: Body, max: usize) {
+    use futures_util::StreamExt;
+    let drain = async {
+        let mut stream = body.into_data_stream();
+        let mut read = 0usize;
+        while read < max {
+            match stream.next().await {
+                Some(Ok(chunk)) => read += chunk.len(),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
 }
 
 fn import_refused(e: &richtext::ImportError) -> ApiError {
