@@ -52,6 +52,33 @@ pub struct Config {
     pub trash_retention: Duration,
     /// Markdown import bounds and per-user quotas (the document size limit is in `rooms`).
     pub limits: DocLimits,
+    /// Sign-in and people-search rates, trusted proxies, the secret key.
+    pub access: AccessConfig,
+}
+
+/// Who may ask how often, where a request really comes from, and the key that seals what
+/// Dure keeps for a browser (sign-in state in a cookie, provider tokens in the store).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// Sign-ins one client address may start per minute (in bursts of as many).
+    pub login_rate_per_minute: u32,
+    /// People searches (`/api/users`) one user may make per minute.
+    pub user_search_rate_per_minute: u32,
+    /// Proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For`) name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The secret key file; `None`: `<data_dir>/secret.key`, created on first start.
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            login_rate_per_minute: 60,
+            user_search_rate_per_minute: 60,
+            trusted_proxies: Vec::new(),
+            secret_key_file: None,
+        }
+    }
 }
 
 /// Bounds on Markdown imports and what one user may own or hold open.
@@ -97,6 +124,11 @@ pub struct OidcConfig {
     pub groups_claim: String,
     /// The `aud` bearer access tokens must carry.
     pub audience: String,
+    /// Whether `oidc_audience` was set: when it was not, the audience is the client id, and a
+    /// token meant only for the client id is what an ID token looks like (refused).
+    pub audience_explicit: bool,
+    /// Bearer tokens must be typed `at+jwt` (RFC 9068), which no ID token is.
+    pub bearer_require_at_jwt: bool,
     /// Signature algorithms accepted on access tokens (never taken from the token).
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     /// Members of this group are administrators (audit log).
@@ -126,6 +158,7 @@ impl Config {
             oidc: None,
             trash_retention: Duration::from_secs(30 * 86400),
             limits: DocLimits::default(),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -286,9 +319,15 @@ pub struct Cli {
     /// Claim that lists the user's groups [default: groups].
     #[arg(long, env = "DURE_OIDC_GROUPS_CLAIM", value_name = "CLAIM")]
     pub oidc_groups_claim: Option<String>,
-    /// Audience (`aud`) required in bearer access tokens [default: the client id].
+    /// Audience (`aud`) required in bearer access tokens [default: the client id, but tokens
+    /// meant only for the client id are then refused: set it to accept bearer tokens].
     #[arg(long, env = "DURE_OIDC_AUDIENCE", value_name = "AUD")]
     pub oidc_audience: Option<String>,
+    /// Bearer tokens must have the header `typ: at+jwt` (RFC 9068); false for providers that
+    /// do not type their access tokens (then oidc_audience must differ from the client id)
+    /// [default: true].
+    #[arg(long, env = "DURE_OIDC_BEARER_REQUIRE_AT_JWT", value_name = "BOOL")]
+    pub oidc_bearer_require_at_jwt: Option<String>,
     /// Comma-separated JWS algorithms accepted on access tokens [default: RS256].
     #[arg(long, env = "DURE_OIDC_ALGORITHMS", value_name = "ALGS")]
     pub oidc_algorithms: Option<String>,
@@ -329,6 +368,20 @@ pub struct Cli {
     /// [default: 128].
     #[arg(long, env = "DURE_MAX_SOCKETS_PER_USER", value_name = "N")]
     pub max_sockets_per_user: Option<String>,
+    /// Sign-ins one client address may start per minute; more get 429 [default: 60].
+    #[arg(long, env = "DURE_LOGIN_RATE_PER_MINUTE", value_name = "N")]
+    pub login_rate_per_minute: Option<String>,
+    /// People searches (/api/users) one user may make per minute; more get 429 [default: 60].
+    #[arg(long, env = "DURE_USER_SEARCH_RATE_PER_MINUTE", value_name = "N")]
+    pub user_search_rate_per_minute: Option<String>,
+    /// Comma-separated addresses or CIDRs of reverse proxies whose Forwarded /
+    /// X-Forwarded-For headers name the client (audit log, rate limits) [default: none].
+    #[arg(long, env = "DURE_TRUSTED_PROXIES", value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+    /// File holding the secret key (32 random bytes, base64) that seals sign-in cookies and
+    /// the provider tokens of sessions [default: <data_dir>/secret.key, created if absent].
+    #[arg(long, env = "DURE_SECRET_KEY_FILE", value_name = "PATH")]
+    pub secret_key_file: Option<String>,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -372,6 +425,7 @@ const FILE_KEYS: &[&str] = &[
     "oidc_scopes",
     "oidc_groups_claim",
     "oidc_audience",
+    "oidc_bearer_require_at_jwt",
     "oidc_algorithms",
     "oidc_jwks_refetch_interval",
     "session_max_age",
@@ -384,6 +438,10 @@ const FILE_KEYS: &[&str] = &[
     "max_doc_bytes",
     "max_rooms_per_user",
     "max_sockets_per_user",
+    "login_rate_per_minute",
+    "user_search_rate_per_minute",
+    "trusted_proxies",
+    "secret_key_file",
 ];
 
 /// Default `commit_interval` on S3: each write is a billed request, so batch for up to this
@@ -454,6 +512,14 @@ fn duration(setting: &'static str, value: &str) -> Result<Duration, ConfigError>
             format!("not a duration like 30s or 500ms: {e}"),
         )
     })
+}
+
+fn boolean(setting: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(invalid(setting, value, "expected true or false")),
+    }
 }
 
 fn size(setting: &'static str, value: &str) -> Result<usize, ConfigError> {
@@ -715,6 +781,7 @@ impl Cli {
             None => Duration::from_secs(30 * 86400),
         };
         let limits = self.doc_limits(&file, &mut rooms)?;
+        let access = self.access_config(&file)?;
         let oidc = if oidc_on {
             Some(self.oidc_config(&file, &public_url)?)
         } else {
@@ -751,7 +818,48 @@ impl Cli {
             oidc,
             trash_retention,
             limits,
+            access,
         })
+    }
+
+    fn access_config(&self, file: &BTreeMap<String, String>) -> Result<AccessConfig, ConfigError> {
+        let get =
+            |flag: &Option<String>, key: &str| flag.clone().or_else(|| file.get(key).cloned());
+        let mut access = AccessConfig::default();
+        if let Some(v) = get(&self.login_rate_per_minute, "login_rate_per_minute") {
+            access.login_rate_per_minute = positive("login_rate_per_minute", &v)?;
+        }
+        if let Some(v) = get(
+            &self.user_search_rate_per_minute,
+            "user_search_rate_per_minute",
+        ) {
+            access.user_search_rate_per_minute = positive("user_search_rate_per_minute", &v)?;
+        }
+        if let Some(v) = get(&self.trusted_proxies, "trusted_proxies") {
+            access.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            invalid(
+                                "trusted_proxies",
+                                p,
+                                "not an IP address or CIDR like 10.0.0.0/8",
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = get(&self.secret_key_file, "secret_key_file") {
+            if v.trim().is_empty() {
+                return Err(invalid("secret_key_file", &v, "must not be empty"));
+            }
+            access.secret_key_file = Some(PathBuf::from(v));
+        }
+        Ok(access)
     }
 
     /// The import bounds and quotas; the document size limit goes to the rooms.
@@ -905,10 +1013,37 @@ impl Cli {
                 "must be at least 1s",
             ));
         }
+        let explicit_audience =
+            get(&self.oidc_audience, "oidc_audience").filter(|a| !a.trim().is_empty());
+        let bearer_require_at_jwt = match get(
+            &self.oidc_bearer_require_at_jwt,
+            "oidc_bearer_require_at_jwt",
+        ) {
+            Some(v) => boolean("oidc_bearer_require_at_jwt", &v)?,
+            None => true,
+        };
+        // Without the at+jwt type, the audience is what tells an access token from an ID
+        // token, and an ID token's audience is always the client id (OpenID Connect Core 2).
+        if !bearer_require_at_jwt
+            && explicit_audience
+                .as_deref()
+                .is_none_or(|a| a.trim() == client_id.trim())
+        {
+            return Err(invalid(
+                "oidc_bearer_require_at_jwt",
+                "false",
+                format!(
+                    "needs `oidc_audience` set to the API audience your provider puts in access tokens, other than the client id {client_id:?}: without the at+jwt type an ID token (whose audience is the client id) would pass as a bearer token"
+                ),
+            ));
+        }
         Ok(OidcConfig {
             issuer,
-            audience: get(&self.oidc_audience, "oidc_audience")
+            audience_explicit: explicit_audience.is_some(),
+            audience: explicit_audience
+                .map(|a| a.trim().to_owned())
                 .unwrap_or_else(|| client_id.clone()),
+            bearer_require_at_jwt,
             client_id,
             client_secret: openidconnect::ClientSecret::new(secret),
             redirect_url,
@@ -1129,6 +1264,62 @@ mod tests {
             .resolve()
             .expect_err("no issuer");
         assert!(err.to_string().contains("`admin_group`"), "{err}");
+    }
+
+    #[test]
+    fn bearer_type_opt_out_needs_an_api_audience() {
+        let base = [
+            "--listen",
+            "0.0.0.0:8080",
+            "--public-url",
+            "https://docs.example.gov",
+            "--oidc-issuer",
+            "https://login.example.gov",
+            "--oidc-client-id",
+            "dure",
+            "--oidc-client-secret",
+            "s",
+        ];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            cli(&args).resolve()
+        };
+        let oidc = with(&[]).expect("valid").oidc.expect("oidc");
+        assert!(oidc.bearer_require_at_jwt);
+        assert!(!oidc.audience_explicit);
+        assert_eq!(oidc.audience, "dure");
+        for extra in [
+            vec!["--oidc-bearer-require-at-jwt", "false"],
+            vec![
+                "--oidc-bearer-require-at-jwt",
+                "false",
+                "--oidc-audience",
+                "dure",
+            ],
+        ] {
+            let err = with(&extra).expect_err("an ID token would pass");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("`oidc_bearer_require_at_jwt`") && msg.contains("`oidc_audience`"),
+                "{msg}"
+            );
+        }
+        let oidc = with(&[
+            "--oidc-bearer-require-at-jwt",
+            "false",
+            "--oidc-audience",
+            "urn:dure",
+        ])
+        .expect("valid")
+        .oidc
+        .expect("oidc");
+        assert!(!oidc.bearer_require_at_jwt && oidc.audience_explicit);
+        let err = with(&["--oidc-bearer-require-at-jwt", "maybe"]).expect_err("bool");
+        assert!(
+            err.to_string().contains("`oidc_bearer_require_at_jwt`"),
+            "{err}"
+        );
     }
 
     #[test]

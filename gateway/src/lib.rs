@@ -4,9 +4,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client_addr;
 pub mod config;
 pub mod docs;
 pub mod metrics;
+pub mod rate_limit;
 mod routes;
 pub mod server;
 mod state;

@@ -25,10 +25,11 @@
 // (--audience) on every authorization-code and refresh grant: resource indicators are on, the
 // audience is every request's default resource and is reused at the token endpoint without a
 // `resource` parameter. Payload: iss, sub, aud, client_id, scope, iat, exp, jti, plus the
-// user's name, email and groups. Such tokens are refused by the userinfo endpoint (that is how
+// user's name, email, email_verified and groups. Such tokens are refused by the userinfo endpoint (that is how
 // oidc-provider treats tokens that have an audience): use the ID token's claims.
 //
-// Users (sub = login name): alice, bob (group finance), carol (hr), admin (dure-admins).
+// Users (sub = login name): alice, bob (group finance), carol (hr), admin (dure-admins); eve
+// (claims alice's address, email_verified false), dan and dana (one shared address, verified).
 // Scopes profile -> name, preferred_username; email -> email, email_verified; groups -> groups;
 // these claims are also put in the ID token (conformIdTokenClaims: false).
 //
@@ -57,6 +58,8 @@
 //     (the classic algorithm-confusion forgery); other algs sign with the chosen RSA key.
 //     Claims are used exactly as given (nothing is added).
 //   GET /__test/keys -> the public JWKS the provider publishes (same as /jwks).
+//   POST /__test/stall-jwks {"ms": N} -> 204; for the next N ms, GET /jwks answers only once
+//     that time is up (a provider hanging while a relying party refetches its keys).
 //   GET /__test/logout-confirm?xsrf=... (see logout above).
 //
 // Keys file (--keys): {"keys": [private JWKs], "unpublished": private JWK, "cookie_keys": [..]}.
@@ -131,10 +134,15 @@ if (accessTtl === 0 || idTtl === 0) die('--access-ttl and --id-ttl must be at le
 const audience = opts.audience
 
 const USERS = {
-  alice: { name: 'Alice Kim', email: 'alice@example.gov', groups: ['finance'] },
-  bob: { name: 'Bob Lee', email: 'bob@example.gov', groups: ['finance'] },
-  carol: { name: 'Carol Park', email: 'carol@example.gov', groups: ['hr'] },
-  admin: { name: 'Admin Choi', email: 'admin@example.gov', groups: ['dure-admins'] }
+  alice: { name: 'Alice Kim', email: 'alice@example.gov', verified: true, groups: ['finance'] },
+  bob: { name: 'Bob Lee', email: 'bob@example.gov', verified: true, groups: ['finance'] },
+  carol: { name: 'Carol Park', email: 'carol@example.gov', verified: true, groups: ['hr'] },
+  admin: { name: 'Admin Choi', email: 'admin@example.gov', verified: true, groups: ['dure-admins'] },
+  // Claims alice's address without the provider having verified it.
+  eve: { name: 'Eve Moss', email: 'alice@example.gov', verified: false, groups: [] },
+  // Two people on one (verified) shared mailbox.
+  dan: { name: 'Dan Reyes', email: 'ops@example.gov', verified: true, groups: [] },
+  dana: { name: 'Dana Ito', email: 'ops@example.gov', verified: true, groups: [] }
 }
 const SCOPES = 'openid profile email groups offline_access'
 
@@ -317,7 +325,7 @@ const findAccount = async (_ctx, sub) => {
       name: user.name,
       preferred_username: sub,
       email: user.email,
-      email_verified: true,
+      email_verified: user.verified,
       groups: [...user.groups]
     })
   }
@@ -397,7 +405,7 @@ const configuration = {
   extraTokenClaims: async (_ctx, token) => {
     if (token.kind !== 'AccessToken' || !Object.hasOwn(USERS, token.accountId ?? '')) return undefined
     const user = USERS[token.accountId]
-    return { name: user.name, email: user.email, groups: [...user.groups] }
+    return { name: user.name, email: user.email, email_verified: user.verified, groups: [...user.groups] }
   },
   jwks: { keys: keys.keys },
   features: {
@@ -565,15 +573,35 @@ const confirmLogout = async (issuer, ctx) => {
   ctx.body = answer.text
 }
 
+let stallJwksUntil = 0
+
+// The request body as JSON ({} when empty); undefined after answering 400 when it is not JSON.
+const jsonBody = async (ctx) => {
+  try {
+    return JSON.parse(await readBody(ctx.req) || '{}')
+  } catch (e) {
+    json(ctx, 400, { error: `body is not JSON: ${e.message}` })
+    return undefined
+  }
+}
+
 const testRoutes = (provider, issuer) => async (ctx, next) => {
   try {
+    if (ctx.path === '/__test/stall-jwks' && ctx.method === 'POST') {
+      const request = await jsonBody(ctx)
+      if (request === undefined) return
+      const ms = Number(request.ms)
+      if (!Number.isInteger(ms) || ms < 0 || ms > 60_000) return json(ctx, 400, { error: 'ms must be 0-60000' })
+      stallJwksUntil = Date.now() + ms
+      ctx.status = 204
+      return
+    }
+    if (ctx.path === '/jwks' && ctx.method === 'GET' && Date.now() < stallJwksUntil) {
+      await new Promise((resolve) => setTimeout(resolve, stallJwksUntil - Date.now()))
+    }
     if (ctx.path === '/__test/sign' && ctx.method === 'POST') {
-      let request
-      try {
-        request = JSON.parse(await readBody(ctx.req) || '{}')
-      } catch (e) {
-        return json(ctx, 400, { error: `body is not JSON: ${e.message}` })
-      }
+      const request = await jsonBody(ctx)
+      if (request === undefined) return
       try {
         return json(ctx, 200, { token: await signTest(request) })
       } catch (e) {

@@ -6,10 +6,11 @@
 //!   redirect `http://127.0.0.1:ANY/cb`) with which [`TestIdp::access_token`] obtains user
 //!   tokens through the real authorization-code + PKCE flow.
 //! - Users [`USERS`]: `alice`, `bob` (group `finance`), `carol` (`hr`), `admin`
-//!   (`dure-admins`). Logins are non-interactive: the provider signs in the account named by
+//!   (`dure-admins`); `eve` (claims alice's address, unverified), `dan` and `dana` (one
+//!   shared verified address). Logins are non-interactive: the provider signs in the account named by
 //!   the authorization request's `login_hint`.
 //! - Access tokens: RS256 JWTs, header `typ: at+jwt`, `aud` = the audience (`urn:dure`),
-//!   with `name`, `email`, `groups`. ID tokens carry the same claims.
+//!   with `name`, `email`, `email_verified`, `groups`. ID tokens carry the same claims.
 //! - [`TestIdp::sign`] forges tokens with the provider's signing key or with a key it does
 //!   not publish; [`TestIdp::restart_rotated`] rotates keys (the unpublished key becomes the
 //!   signing key, the old one stays published) on the same port. Sessions, grants and refresh
@@ -74,34 +75,63 @@ pub struct TestUser {
     pub login: &'static str,
     pub name: &'static str,
     pub email: &'static str,
+    /// The provider's `email_verified`.
+    pub email_verified: bool,
     pub groups: &'static [&'static str],
 }
 
 /// The provider's users (the same table as in `tests/js/idp.mjs`).
-pub const USERS: [TestUser; 4] = [
+pub const USERS: [TestUser; 7] = [
     TestUser {
         login: "alice",
         name: "Alice Kim",
         email: "alice@example.gov",
+        email_verified: true,
         groups: &["finance"],
     },
     TestUser {
         login: "bob",
         name: "Bob Lee",
         email: "bob@example.gov",
+        email_verified: true,
         groups: &["finance"],
     },
     TestUser {
         login: "carol",
         name: "Carol Park",
         email: "carol@example.gov",
+        email_verified: true,
         groups: &["hr"],
     },
     TestUser {
         login: "admin",
         name: "Admin Choi",
         email: "admin@example.gov",
+        email_verified: true,
         groups: &["dure-admins"],
+    },
+    // Claims alice's address; the provider has not verified it.
+    TestUser {
+        login: "eve",
+        name: "Eve Moss",
+        email: "alice@example.gov",
+        email_verified: false,
+        groups: &[],
+    },
+    // Two people on one verified, shared mailbox.
+    TestUser {
+        login: "dan",
+        name: "Dan Reyes",
+        email: "ops@example.gov",
+        email_verified: true,
+        groups: &[],
+    },
+    TestUser {
+        login: "dana",
+        name: "Dana Ito",
+        email: "ops@example.gov",
+        email_verified: true,
+        groups: &[],
     },
 ];
 
@@ -623,6 +653,35 @@ impl TestIdp {
         }
     }
 
+    /// Every refresh token the provider has issued (and still holds), read from its state
+    /// file: opaque tokens are stored under their own value (`RefreshToken:<token>`).
+    pub fn issued_refresh_tokens(&self) -> Result<Vec<String>> {
+        let text = std::fs::read_to_string(self.state_file())?;
+        let records: serde_json::Map<String, Value> = serde_json::from_str(&text)?;
+        Ok(records
+            .keys()
+            .filter_map(|k| k.strip_prefix("RefreshToken:"))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Makes the provider's JWKS endpoint answer only after `for_how_long` (from now on, for
+    /// that long): a provider hanging while Dure fetches its keys.
+    pub async fn stall_jwks(&self, for_how_long: Duration) -> Result<()> {
+        let url = format!("{}/__test/stall-jwks", self.issuer());
+        let resp = self
+            .http
+            .post(&url)
+            .json(&json!({ "ms": for_how_long.as_millis() as u64 }))
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("POST {url} answered {}", resp.status()).into());
+        }
+        Ok(())
+    }
+
     /// Claims like those of a real access token for `user` (iss, sub, aud, client_id, scope,
     /// iat, exp = now + `lifetime`, jti, name, email, groups), for [`TestIdp::sign`]. Unknown
     /// users get just iss/sub/aud/times.
@@ -641,6 +700,7 @@ impl TestIdp {
         if let Some(u) = user(user_login) {
             claims["name"] = json!(u.name);
             claims["email"] = json!(u.email);
+            claims["email_verified"] = json!(u.email_verified);
             claims["groups"] = json!(u.groups);
         }
         claims

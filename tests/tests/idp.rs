@@ -147,6 +147,7 @@ async fn every_user_signs_in_with_their_own_claims() {
             assert_eq!(c["sub"], user.login);
             assert_eq!(c["name"], user.name);
             assert_eq!(c["email"], user.email);
+            assert_eq!(c["email_verified"], user.email_verified);
             assert_eq!(c["groups"], json!(user.groups));
         }
     }

@@ -1,6 +1,10 @@
 //! Bearer access tokens (RFC 9068 JWTs) for the API and non-browser clients: signature by a
 //! key of the issuer's JWKS, algorithm from configuration only, `iss`, `aud`, `exp`, `nbf`.
-//! ID tokens are refused even when their audience would match.
+//! ID tokens are refused even when their audience would match: by default a bearer token
+//! must be typed `at+jwt` (RFC 9068 §2.1), which an ID token never is; a token meant only
+//! for the client id (an ID token's audience) counts only when the operator chose the client
+//! id as the API audience; and without the type check (`oidc_bearer_require_at_jwt = false`)
+//! no token naming the client id in its audience is taken.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +37,12 @@ pub enum BearerError {
     Audience,
     #[error("an ID token is not an access token")]
     IdToken,
+    #[error("not an access token: its header must say typ at+jwt (RFC 9068), got {0}")]
+    NotAtJwt(String),
+    #[error(
+        "token meant only for this server's sign-in client (the audience of an ID token); bearer tokens need the API audience (setting `oidc_audience`)"
+    )]
+    ClientAudience,
     #[error("token invalid: {0}")]
     Invalid(String),
 }
@@ -48,6 +58,10 @@ pub struct Verified {
 pub struct BearerVerifier {
     pub issuer: String,
     pub audience: String,
+    /// See [`crate::config::OidcConfig::audience_explicit`].
+    pub audience_explicit: bool,
+    pub client_id: String,
+    pub require_at_jwt: bool,
     pub algorithms: Vec<Algorithm>,
     pub groups_claim: String,
     pub admin_group: Option<String>,
@@ -65,6 +79,17 @@ impl BearerVerifier {
         })?;
         if !self.algorithms.contains(&header.alg) {
             return Err(BearerError::Algorithm(format!("{:?}", header.alg)));
+        }
+        if self.require_at_jwt && !header.typ.as_deref().is_some_and(is_at_jwt) {
+            return Err(BearerError::NotAtJwt(
+                header
+                    .typ
+                    .as_deref()
+                    .unwrap_or("none")
+                    .chars()
+                    .take(40)
+                    .collect(),
+            ));
         }
         let keys = jwks.current().await;
         let key = match pick(&keys.jwt, header.kid.as_deref()) {
@@ -110,6 +135,16 @@ impl BearerVerifier {
         {
             return Err(BearerError::IdToken);
         }
+        let audiences: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let names_client = audiences.iter().any(|a| *a == self.client_id);
+        let only_client = names_client && audiences.iter().all(|a| *a == self.client_id);
+        if (only_client && !self.audience_explicit) || (names_client && !self.require_at_jwt) {
+            return Err(BearerError::ClientAudience);
+        }
         let sub = claims
             .get("sub")
             .and_then(Value::as_str)
@@ -130,6 +165,12 @@ impl BearerVerifier {
             expires_at: UNIX_EPOCH + Duration::from_secs(exp),
         })
     }
+}
+
+/// `at+jwt`, or its full media type `application/at+jwt` (RFC 9068 §4), any case.
+fn is_at_jwt(typ: &str) -> bool {
+    let t = typ.trim().to_ascii_lowercase();
+    t == "at+jwt" || t == "application/at+jwt"
 }
 
 fn pick(set: &jsonwebtoken::jwk::JwkSet, kid: Option<&str>) -> Option<DecodingKey> {
@@ -157,4 +198,32 @@ fn alg_of(token: &str) -> String {
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| v.get("alg").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_at_jwt;
+
+    #[test]
+    fn access_token_types() {
+        for ok in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+JWT",
+        ] {
+            assert!(is_at_jwt(ok), "{ok}");
+        }
+        for bad in [
+            "JWT",
+            "jwt",
+            "id+jwt",
+            "application/jwt",
+            "at+jwt+x",
+            "",
+            "applicati",
+        ] {
+            assert!(!is_at_jwt(bad), "{bad}");
+        }
+    }
 }

@@ -9,6 +9,8 @@ pub struct Identity {
     /// The provider's stable subject (`sub`); `local` in local mode.
     pub id: String,
     pub name: String,
+    /// Only an address the provider says it verified (`email_verified: true`): people are
+    /// found by it to share documents with, and an unverified claim is anyone's to make.
     pub email: Option<String>,
     pub groups: Vec<String>,
     pub admin: bool,
@@ -35,7 +37,15 @@ impl Identity {
         admin_group: Option<&str>,
     ) -> Self {
         let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
-        let email = text("email");
+        // Some providers (Cognito) send the flag as a string.
+        let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+            || claims
+                .get("email_verified")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let email = text("email")
+            .filter(|_| verified)
+            .filter(|e| !e.trim().is_empty());
         let name = text("name")
             .or_else(|| text("preferred_username"))
             .or_else(|| email.clone())
@@ -76,7 +86,7 @@ mod tests {
     #[test]
     fn groups_from_flat_and_nested_claims() {
         let claims = serde_json::json!({
-            "name": "Alice", "email": "a@x", "groups": ["b", "a", "a"],
+            "name": "Alice", "email": "a@x", "email_verified": true, "groups": ["b", "a", "a"],
             "realm_access": {"roles": ["admins"]}
         });
         let map = claims.as_object().cloned().unwrap_or_default();
@@ -89,5 +99,28 @@ mod tests {
         let id = Identity::from_claims("s2", &serde_json::Map::new(), "groups", None);
         assert_eq!(id.name, "s2");
         assert!(id.groups.is_empty());
+    }
+
+    #[test]
+    fn email_only_when_verified() {
+        let with = |verified: serde_json::Value| {
+            let mut claims = serde_json::json!({"email": "a@example.gov"});
+            if !verified.is_null() {
+                claims["email_verified"] = verified;
+            }
+            let map = claims.as_object().cloned().unwrap_or_default();
+            Identity::from_claims("s", &map, "groups", None).email
+        };
+        assert_eq!(
+            with(serde_json::json!(true)).as_deref(),
+            Some("a@example.gov")
+        );
+        assert_eq!(
+            with(serde_json::json!("true")).as_deref(),
+            Some("a@example.gov")
+        );
+        assert_eq!(with(serde_json::json!(false)), None);
+        assert_eq!(with(serde_json::json!("false")), None);
+        assert_eq!(with(serde_json::Value::Null), None, "no flag: unverified");
     }
 }

@@ -22,17 +22,16 @@ pub struct KeySet {
 }
 
 #[derive(Debug)]
-struct Cached {
-    keys: Arc<KeySet>,
-    fetched: Instant,
-}
-
-#[derive(Debug)]
 pub struct Jwks {
     uri: String,
     http: reqwest::Client,
     refetch_interval: Duration,
-    cached: Mutex<Cached>,
+    /// The keys every verification reads. Never locked across a fetch: a provider that
+    /// hangs while being asked for new keys must not stall tokens signed by known ones.
+    keys: std::sync::RwLock<Arc<KeySet>>,
+    /// When keys were last fetched; held across a refetch, so concurrent refetchers share
+    /// one fetch (and only they wait for it).
+    fetched: Mutex<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,36 +51,38 @@ impl Jwks {
             uri,
             http,
             refetch_interval,
-            cached: Mutex::new(Cached {
-                keys: Arc::new(keys),
-                fetched: Instant::now(),
-            }),
+            keys: std::sync::RwLock::new(Arc::new(keys)),
+            fetched: Mutex::new(Instant::now()),
         })
     }
 
     pub async fn current(&self) -> Arc<KeySet> {
-        self.cached.lock().await.keys.clone()
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The key set after a refetch, if one is allowed now; otherwise the current one.
-    /// Concurrent callers share one fetch (the lock is held across it).
+    /// Concurrent refetchers share one fetch; readers of [`Jwks::current`] never wait for it.
     pub async fn refetch(&self) -> Arc<KeySet> {
-        let mut cached = self.cached.lock().await;
-        if cached.fetched.elapsed() < self.refetch_interval {
-            return cached.keys.clone();
+        let mut fetched = self.fetched.lock().await;
+        if fetched.elapsed() < self.refetch_interval {
+            return self.current().await;
         }
-        cached.fetched = Instant::now();
+        *fetched = Instant::now();
         match fetch_keys(&self.uri, &self.http).await {
             Ok(keys) => {
                 info!(
                     keys = keys.jwt.keys.len(),
                     "refetched the identity provider's signing keys"
                 );
-                cached.keys = Arc::new(keys);
+                let keys = Arc::new(keys);
+                *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys.clone();
+                keys
             }
-            Err(e) => warn!(error = %e, "could not refetch the identity provider's keys"),
+            Err(e) => {
+                warn!(error = %e, "could not refetch the identity provider's keys");
+                self.current().await
+            }
         }
-        cached.keys.clone()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod identity;
 pub mod jwks;
 pub mod oidc;
+pub mod sealing;
 pub mod session;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use oidc::Oidc;
 use session::{SessionKey, Sessions};
 
 use crate::config::Config;
+use crate::rate_limit::RateLimit;
 
 /// How a request proved who it is.
 #[derive(Clone, Debug)]
@@ -59,6 +61,10 @@ pub struct Auth {
     pub allowed_origins: Vec<String>,
     pub secure_cookies: bool,
     pub public_url: String,
+    /// Sign-ins started per client address (`login_rate_per_minute`).
+    pub login_limit: RateLimit,
+    /// People searches per user (`user_search_rate_per_minute`).
+    pub user_search_limit: RateLimit,
 }
 
 impl std::fmt::Debug for Auth {
@@ -75,11 +81,20 @@ impl Auth {
         let changes = Arc::new(changes::ChangeBus::default());
         let (oidc, sessions, bearer) = match &config.oidc {
             Some(oc) => {
-                let oidc = Oidc::discover(oc.clone()).await?;
-                let sessions = Sessions::new(store, oidc.clone(), oc.session_max_age);
+                let seal = Arc::new(sealing::SealKey::for_config(config).map_err(|e| {
+                    oidc::OidcError::Setting {
+                        setting: "secret_key_file",
+                        reason: e.to_string(),
+                    }
+                })?);
+                let oidc = Oidc::discover(oc.clone(), seal.clone()).await?;
+                let sessions = Sessions::new(store, oidc.clone(), seal, oc.session_max_age);
                 let bearer = bearer::BearerVerifier {
                     issuer: oc.issuer.clone(),
                     audience: oc.audience.clone(),
+                    audience_explicit: oc.audience_explicit,
+                    client_id: oc.client_id.clone(),
+                    require_at_jwt: oc.bearer_require_at_jwt,
                     algorithms: oc.algorithms.clone(),
                     groups_claim: oc.groups_claim.clone(),
                     admin_group: oc.admin_group.clone(),
@@ -96,6 +111,8 @@ impl Auth {
             allowed_origins: config.allowed_origins.clone(),
             secure_cookies: config.public_url.starts_with("https://"),
             public_url: config.public_url.clone(),
+            login_limit: RateLimit::per_minute(config.access.login_rate_per_minute),
+            user_search_limit: RateLimit::per_minute(config.access.user_search_rate_per_minute),
         })
     }
 

@@ -2,8 +2,7 @@
 //! authorization code flow with PKCE, nonce and state, ID token verification, userinfo,
 //! refresh, and the provider's end-session URL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use openidconnect::core::{
@@ -20,10 +19,11 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::time::Instant;
 
 use super::identity::Identity;
 use super::jwks::Jwks;
+use super::sealing::SealKey;
+use super::session::now_secs;
 use crate::config::OidcConfig;
 
 /// Every claim the provider sends beyond the standard ones (groups, roles…), kept as JSON so
@@ -64,10 +64,10 @@ type OidcClient = Client<
     EndpointMaybeSet,
 >;
 
-/// How long a started sign-in may take before its state is forgotten.
-const LOGIN_TTL: Duration = Duration::from_secs(600);
-/// Most sign-ins in flight at once (each holds a PKCE verifier and a nonce in memory).
-const MAX_PENDING: usize = 10_000;
+/// How long a started sign-in may take (the login cookie's life).
+pub const LOGIN_TTL: Duration = Duration::from_secs(600);
+/// Associated data of a sealed login cookie.
+const LOGIN_PURPOSE: &str = "dure/login-state/v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -80,7 +80,7 @@ pub enum OidcError {
         setting: &'static str,
         reason: String,
     },
-    #[error("sign-in state is unknown or expired; start again")]
+    #[error("this browser has no sign-in in progress, or it expired (10 minutes); start again")]
     UnknownState,
     #[error("sign-in state does not match this browser's")]
     StateMismatch,
@@ -92,13 +92,21 @@ pub enum OidcError {
     Refresh(String),
     #[error("the identity provider cannot be reached: {0}")]
     Unreachable(String),
+    #[error("sign-in could not start on this server: {0}")]
+    Local(String),
 }
 
-struct PendingLogin {
-    verifier: PkceCodeVerifier,
-    nonce: Nonce,
+/// A started sign-in, kept by the browser that started it: sealed (encrypted and
+/// authenticated with the server's key) in its HttpOnly login cookie, so the server keeps
+/// nothing for sign-ins that are started and never finished.
+#[derive(Serialize, Deserialize)]
+struct LoginState {
+    state: String,
+    verifier: String,
+    nonce: String,
     return_to: String,
-    started: Instant,
+    /// Unix seconds after which this sign-in is refused.
+    expires: u64,
 }
 
 /// What a finished sign-in or refresh yields.
@@ -117,7 +125,7 @@ pub struct Oidc {
     pub http: reqwest::Client,
     metadata: ProviderMetadataWithLogout,
     pub jwks: Jwks,
-    pending: Mutex<HashMap<String, PendingLogin>>,
+    seal: Arc<SealKey>,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -131,7 +139,7 @@ impl std::fmt::Debug for Oidc {
 impl Oidc {
     /// Discovers the provider. Fails with a message naming the setting when the issuer is
     /// unreachable or its metadata does not match what is configured.
-    pub async fn discover(config: OidcConfig) -> Result<Arc<Self>, OidcError> {
+    pub async fn discover(config: OidcConfig, seal: Arc<SealKey>) -> Result<Arc<Self>, OidcError> {
         let discovery = |reason: String| OidcError::Discovery {
             issuer: config.issuer.clone(),
             reason,
@@ -166,7 +174,7 @@ impl Oidc {
             http,
             metadata,
             jwks,
-            pending: Mutex::new(HashMap::new()),
+            seal,
         }))
     }
 
@@ -186,8 +194,8 @@ impl Oidc {
         .set_redirect_uri(redirect))
     }
 
-    /// Starts a sign-in: returns the provider URL to send the browser to and the state that
-    /// the browser must also present (in its login cookie) when it comes back.
+    /// Starts a sign-in: returns the provider URL to send the browser to and the sealed login
+    /// state the browser must present (in its login cookie) when it comes back.
     /// `login_hint` (an e-mail or user name the app already knows) is passed on to the
     /// provider, as OpenID Connect defines, to preselect the account.
     pub async fn start_login(
@@ -211,58 +219,49 @@ impl Oidc {
             req = req.add_extra_param("login_hint", hint.to_owned());
         }
         let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.retain(|_, p| p.started.elapsed() < LOGIN_TTL);
-        if pending.len() >= MAX_PENDING {
-            return Err(OidcError::Unreachable(
-                "too many sign-ins in progress; try again in a minute".into(),
-            ));
-        }
-        pending.insert(
-            state.secret().clone(),
-            PendingLogin {
-                verifier,
-                nonce,
-                return_to,
-                started: Instant::now(),
-            },
-        );
-        Ok((url.to_string(), state.secret().clone()))
+        let login = LoginState {
+            state: state.secret().clone(),
+            verifier: verifier.secret().clone(),
+            nonce: nonce.secret().clone(),
+            return_to,
+            expires: now_secs() + LOGIN_TTL.as_secs(),
+        };
+        let plain = serde_json::to_vec(&login).map_err(|e| OidcError::Local(e.to_string()))?;
+        let cookie = self
+            .seal
+            .seal(LOGIN_PURPOSE, &plain)
+            .map_err(|e| OidcError::Local(e.to_string()))?;
+        Ok((url.to_string(), cookie))
     }
 
-    /// Finishes a sign-in. `cookie_state` is the state this browser started with; a callback
-    /// carrying another state (login CSRF) is refused, and each state is usable once, so a
-    /// replayed callback is refused too.
+    /// Finishes a sign-in. `cookie` is the sealed state this browser started with; a callback
+    /// carrying another state (login CSRF) is refused, and so is one without the cookie (the
+    /// cookie is cleared once used; the provider refuses a code twice).
     pub async fn finish_login(
         &self,
         code: &str,
         state: &str,
-        cookie_state: Option<&str>,
+        cookie: Option<&str>,
     ) -> Result<SignedIn, OidcError> {
-        let pending = {
-            let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if cookie_state != Some(state) {
-                // Keep the browser's own pending login: the forged callback must not cancel it.
-                return Err(if map.contains_key(state) || cookie_state.is_some() {
-                    OidcError::StateMismatch
-                } else {
-                    OidcError::UnknownState
-                });
-            }
-            map.remove(state)
-                .filter(|p| p.started.elapsed() < LOGIN_TTL)
-                .ok_or(OidcError::UnknownState)?
-        };
+        let login = cookie
+            .and_then(|c| self.seal.open(LOGIN_PURPOSE, c))
+            .and_then(|plain| serde_json::from_slice::<LoginState>(&plain).ok())
+            .filter(|l| now_secs() < l.expires)
+            .ok_or(OidcError::UnknownState)?;
+        if !constant_time_eq(login.state.as_bytes(), state.as_bytes()) {
+            return Err(OidcError::StateMismatch);
+        }
         let client = self.client().await?;
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OidcError::CodeExchange(e.to_string()))?
-            .set_pkce_verifier(pending.verifier)
+            .set_pkce_verifier(PkceCodeVerifier::new(login.verifier))
             .request_async(&self.http)
             .await
             .map_err(|e| OidcError::CodeExchange(error_chain(&e)))?;
-        let mut signed = self.signed_in(&tokens, Some(&pending.nonce), None).await?;
-        signed.return_to = pending.return_to;
+        let nonce = Nonce::new(login.nonce);
+        let mut signed = self.signed_in(&tokens, Some(&nonce), None).await?;
+        signed.return_to = login.return_to;
         Ok(signed)
     }
 
@@ -446,6 +445,11 @@ impl Oidc {
             Err(OidcError::Unreachable(format!("HTTP {}", resp.status())))
         }
     }
+}
+
+/// Equality that takes as long whatever the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// An error and its sources on one line (reqwest hides the useful part in the source).

@@ -1,6 +1,10 @@
 //! Browser sessions: an opaque random id in an HttpOnly cookie, the record kept server-side
 //! in the store (so sessions survive a restart) under the id's SHA-256, never the id itself.
 //! A session lives while its provider tokens can be refreshed, up to `session_max_age`.
+//! The provider's refresh and ID tokens in a record are sealed with the server's key
+//! ([`super::sealing`]): reading the store does not give anyone a way to act as the user at
+//! the provider. A record whose tokens no longer open (the key was replaced) lives until its
+//! tokens expire, then ends: its person signs in again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,15 +20,23 @@ use tracing::{debug, warn};
 
 use super::identity::Identity;
 use super::oidc::{Oidc, OidcError, SignedIn};
+use super::sealing::SealKey;
 
 pub const COOKIE: &str = "dure_session";
 /// When the provider cannot be reached to refresh, the session is kept this much longer
 /// and refreshed again then (a provider outage must not sign everyone out at once).
 const REFRESH_RETRY: Duration = Duration::from_secs(30);
+/// How long a session key found absent is answered "no such session" without asking the
+/// store again. Keys are 256 random bits chosen here, so a key absent now is only ever
+/// created by [`Sessions::create`] on this server (which forgets it from the set).
+const ABSENT_TTL: Duration = Duration::from_secs(60);
+/// Most keys remembered as absent (about 100 bytes each); past it, expired ones are dropped,
+/// and if all are fresh the set starts over (a flood of distinct cookies is what it is).
+const MAX_ABSENT: usize = 10_000;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A session as the server works with it (tokens in the clear, in memory only).
+#[derive(Clone, Debug)]
 pub struct SessionRecord {
-    pub v: u8,
     pub identity: Identity,
     pub created_at: u64,
     /// Unix seconds when the provider tokens expire; refreshed then.
@@ -33,6 +45,36 @@ pub struct SessionRecord {
     pub ends_at: u64,
     pub refresh_token: Option<String>,
     pub id_token: Option<String>,
+}
+
+/// Format version of stored session records: 1 held the tokens in the clear (read, then
+/// written again sealed), 2 holds them sealed.
+const RECORD_VERSION: u8 = 2;
+
+/// A session as stored: `auth/sessions/{sha256 of the cookie}`, JSON.
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    v: u8,
+    identity: Identity,
+    created_at: u64,
+    tokens_expire: u64,
+    ends_at: u64,
+    /// Version 1 only: the tokens in the clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    /// Version 2: sealed for this session ([`token_purpose`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_id_token: Option<String>,
+}
+
+/// Associated data of a sealed token: which token of which session, so a sealed value
+/// copied into another record does not open there.
+fn token_purpose(kind: &str, key: &SessionKey) -> String {
+    format!("dure/session/{kind}/v1/{}", key.0)
 }
 
 impl SessionRecord {
@@ -61,8 +103,13 @@ pub enum SessionEnded {
 pub struct Sessions {
     store: Store,
     oidc: Arc<Oidc>,
+    seal: Arc<SealKey>,
     max_age: Duration,
     cache: Mutex<HashMap<SessionKey, Arc<SessionRecord>>>,
+    /// Keys recently found absent from the store, and when: a browser (or a script) sending
+    /// a stale or made-up cookie over and over costs one store read (a billed request on
+    /// S3) per [`ABSENT_TTL`], not one per request.
+    absent: Mutex<HashMap<SessionKey, std::time::Instant>>,
     refreshing: Mutex<HashMap<SessionKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -102,12 +149,14 @@ impl SessionKey {
 }
 
 impl Sessions {
-    pub fn new(store: Store, oidc: Arc<Oidc>, max_age: Duration) -> Self {
+    pub fn new(store: Store, oidc: Arc<Oidc>, seal: Arc<SealKey>, max_age: Duration) -> Self {
         Sessions {
             store,
             oidc,
+            seal,
             max_age,
             cache: Mutex::new(HashMap::new()),
+            absent: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashMap::new()),
         }
     }
@@ -123,7 +172,6 @@ impl Sessions {
         let key = SessionKey::of_cookie(&cookie);
         let now = now_secs();
         let record = Arc::new(SessionRecord {
-            v: 1,
             identity: signed.identity.clone(),
             created_at: now,
             tokens_expire: secs(signed.tokens_expire),
@@ -131,6 +179,10 @@ impl Sessions {
             refresh_token: signed.refresh_token.clone(),
             id_token: signed.id_token.clone(),
         });
+        self.absent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
         self.save(&key, &record).await?;
         Ok((cookie, key, record))
     }
@@ -140,8 +192,28 @@ impl Sessions {
         key: &SessionKey,
         record: &Arc<SessionRecord>,
     ) -> Result<(), SessionEnded> {
-        let body =
-            serde_json::to_vec(record.as_ref()).map_err(|e| SessionEnded::Store(e.to_string()))?;
+        let seal = |kind: &str, token: &Option<String>| -> Result<Option<String>, SessionEnded> {
+            token
+                .as_deref()
+                .map(|t| {
+                    self.seal
+                        .seal(&token_purpose(kind, key), t.as_bytes())
+                        .map_err(|e| SessionEnded::Store(e.to_string()))
+                })
+                .transpose()
+        };
+        let stored = StoredRecord {
+            v: RECORD_VERSION,
+            identity: record.identity.clone(),
+            created_at: record.created_at,
+            tokens_expire: record.tokens_expire,
+            ends_at: record.ends_at,
+            refresh_token: None,
+            id_token: None,
+            sealed_refresh_token: seal("refresh_token", &record.refresh_token)?,
+            sealed_id_token: seal("id_token", &record.id_token)?,
+        };
+        let body = serde_json::to_vec(&stored).map_err(|e| SessionEnded::Store(e.to_string()))?;
         self.store
             .put(&key.object()?, Bytes::from(body), PutCondition::None)
             .await
@@ -162,20 +234,77 @@ impl Sessions {
         {
             return Ok(r.clone());
         }
-        let obj = self
+        if self.known_absent(key) {
+            return Err(SessionEnded::Unknown);
+        }
+        let Some(obj) = self
             .store
             .get(&key.object()?)
             .await
             .map_err(|e| SessionEnded::Store(e.to_string()))?
-            .ok_or(SessionEnded::Unknown)?;
-        let record: SessionRecord =
+        else {
+            self.remember_absent(key);
+            return Err(SessionEnded::Unknown);
+        };
+        let stored: StoredRecord =
             serde_json::from_slice(&obj.data).map_err(|e| SessionEnded::Store(e.to_string()))?;
-        let record = Arc::new(record);
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), record.clone());
+        let open = |kind: &str, sealed: &Option<String>| {
+            let sealed = sealed.as_deref()?;
+            let token = self
+                .seal
+                .open(&token_purpose(kind, key), sealed)
+                .and_then(|plain| String::from_utf8(plain).ok());
+            if token.is_none() {
+                warn!(session = %&key.0[..12], "a session token does not open with this key (was secret_key_file replaced?); the session ends when its tokens expire");
+            }
+            token
+        };
+        let (refresh_token, id_token) = match stored.v {
+            1 => (stored.refresh_token, stored.id_token),
+            RECORD_VERSION => (
+                open("refresh_token", &stored.sealed_refresh_token),
+                open("id_token", &stored.sealed_id_token),
+            ),
+            v => {
+                return Err(SessionEnded::Store(format!(
+                    "session record version {v} is newer than this server knows"
+                )));
+            }
+        };
+        let record = Arc::new(SessionRecord {
+            identity: stored.identity,
+            created_at: stored.created_at,
+            tokens_expire: stored.tokens_expire,
+            ends_at: stored.ends_at,
+            refresh_token,
+            id_token,
+        });
+        if stored.v == 1 {
+            // Migrate: the tokens in the clear are replaced by sealed ones now.
+            self.save(key, &record).await?;
+        } else {
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone(), record.clone());
+        }
         Ok(record)
+    }
+
+    fn known_absent(&self, key: &SessionKey) -> bool {
+        let absent = self.absent.lock().unwrap_or_else(|p| p.into_inner());
+        absent.get(key).is_some_and(|at| at.elapsed() < ABSENT_TTL)
+    }
+
+    fn remember_absent(&self, key: &SessionKey) {
+        let mut absent = self.absent.lock().unwrap_or_else(|p| p.into_inner());
+        if absent.len() >= MAX_ABSENT {
+            absent.retain(|_, at| at.elapsed() < ABSENT_TTL);
+            if absent.len() >= MAX_ABSENT {
+                absent.clear();
+            }
+        }
+        absent.insert(key.clone(), std::time::Instant::now());
     }
 
     /// The session, refreshed with the provider if its tokens expired. An ended session is

@@ -58,8 +58,21 @@ pub struct UserRecord {
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
+    /// The provider verified `email` (records written before Dure checked are not trusted
+    /// until their person signs in again).
+    #[serde(default)]
+    pub email_verified: bool,
     /// Unix milliseconds.
     pub last_seen: u64,
+}
+
+/// Why a person could not be picked for a share.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FindUser {
+    #[error("nobody with this id or verified e-mail address has signed in yet")]
+    Unknown,
+    #[error("{0} people signed in with this e-mail address; choose them by their id")]
+    Ambiguous(usize),
 }
 
 struct Entry {
@@ -433,6 +446,8 @@ impl Catalog {
             id: who.id.clone(),
             name: who.name.clone(),
             email: who.email.clone(),
+            // Identity keeps only verified addresses.
+            email_verified: who.email.is_some(),
             last_seen: now,
         };
         let stale = match self
@@ -442,7 +457,10 @@ impl Catalog {
             .get(&who.id)
         {
             Some(u) => {
-                u.name != fresh.name || u.email != fresh.email || now - u.last_seen > 86_400_000
+                u.name != fresh.name
+                    || u.email != fresh.email
+                    || u.email_verified != fresh.email_verified
+                    || now - u.last_seen > 86_400_000
             }
             None => true,
         };
@@ -474,38 +492,49 @@ impl Catalog {
             .insert(fresh.id.clone(), fresh);
     }
 
-    /// A user by id or e-mail (case-insensitive).
-    pub fn find_user(&self, id_or_email: &str) -> Option<UserRecord> {
+    /// A user by id, or by verified e-mail address (case-insensitive) when exactly one
+    /// person has it.
+    pub fn find_user(&self, id_or_email: &str) -> Result<UserRecord, FindUser> {
         let users = self.users.read().unwrap_or_else(|p| p.into_inner());
         if let Some(u) = users.get(id_or_email) {
-            return Some(u.clone());
+            return Ok(u.clone());
         }
-        users
-            .values()
-            .find(|u| {
-                u.email
+        let mut found = users.values().filter(|u| {
+            u.email_verified
+                && u.email
                     .as_deref()
                     .is_some_and(|e| e.eq_ignore_ascii_case(id_or_email))
-            })
-            .cloned()
+        });
+        match (found.next(), found.count()) {
+            (None, _) => Err(FindUser::Unknown),
+            (Some(u), 0) => Ok(u.clone()),
+            (Some(_), more) => Err(FindUser::Ambiguous(more + 1)),
+        }
     }
 
+    /// People whose name has a word starting with `q`, whose verified e-mail address starts
+    /// with it, or whose id is `q` (case-insensitive); at most `limit`, by name.
     pub fn search_users(&self, q: &str, limit: usize) -> Vec<UserRecord> {
         let q = q.to_lowercase();
+        if q.is_empty() {
+            return Vec::new();
+        }
         let users = self.users.read().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<UserRecord> = users
             .values()
             .filter(|u| {
-                q.is_empty()
-                    || u.name.to_lowercase().contains(&q)
-                    || u.id.to_lowercase().contains(&q)
-                    || u.email
-                        .as_deref()
-                        .is_some_and(|e| e.to_lowercase().contains(&q))
+                let name = u.name.to_lowercase();
+                name.starts_with(&q)
+                    || name.split_whitespace().any(|w| w.starts_with(&q))
+                    || u.id.to_lowercase() == q
+                    || (u.email_verified
+                        && u.email
+                            .as_deref()
+                            .is_some_and(|e| e.to_lowercase().starts_with(&q)))
             })
             .cloned()
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         out.truncate(limit);
         out
     }

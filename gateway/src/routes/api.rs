@@ -2,11 +2,10 @@
 //! authenticates every request (local user, session cookie with an allowed Origin for
 //! changes, or a bearer token).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use serde_json::json;
 use tracing::debug;
 
 use crate::auth::{AuthFailure, Identity, Principal};
+use crate::client_addr::ClientAddr;
 use crate::docs::CatalogError;
 use crate::state::AppState;
 
@@ -123,10 +123,10 @@ impl FromRequestParts<AppState> for Caller {
                 debug!(error = %e, path = %parts.uri.path(), "request not authenticated");
                 auth_error(e)
             })?;
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let ip = match ClientAddr::from_request_parts(parts, state).await {
+            Ok(client) => client.text(),
+            Err(never) => match never {},
+        };
         if !matches!(principal.via, crate::auth::Via::Local) {
             state.catalog.saw_user(&principal.identity).await;
         }

@@ -25,6 +25,7 @@ use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::auth::{AuthFailure, Principal, subprotocol_token};
+use crate::client_addr::ClientAddr;
 use crate::docs::Role;
 use crate::state::AppState;
 
@@ -95,6 +96,7 @@ async fn doc_socket(
     Path(doc_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Response {
@@ -153,7 +155,7 @@ async fn doc_socket(
         .on_upgrade(move |socket| {
             let span = info_span!("conn", doc = %doc, %peer, conn = tracing::field::Empty, user = tracing::field::Empty);
             sockets.track_future(
-                serve(socket, doc, opts, state, credentials, peer).instrument(span),
+                serve(socket, doc, opts, state, credentials, client).instrument(span),
             )
         })
 }
@@ -184,7 +186,7 @@ async fn serve(
     opts: JoinOptions,
     state: AppState,
     credentials: Credentials,
-    peer: SocketAddr,
+    client: ClientAddr,
 ) {
     let principal = match credentials {
         Credentials::Checked(r) => r.map_err(|e| e.to_string()),
@@ -243,14 +245,14 @@ async fn serve(
     if !state.auth.is_local() && state.audit.first_open(&principal.identity.id, &doc) {
         // Off the connect path: the socket does not wait for the audit write.
         let (audit, who) = (state.audit.clone(), principal.identity.clone());
-        let (doc_id, ip) = (doc.to_string(), peer.ip().to_string());
+        let (doc_id, ip) = (doc.to_string(), client.text());
         tokio::spawn(async move {
             audit
                 .record(
                     "open",
                     &who,
                     Some(&doc_id),
-                    Some(ip),
+                    ip,
                     serde_json::json!({"role": role}),
                 )
                 .await;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::api::{ApiError, Caller};
 use crate::auth::Identity;
-use crate::docs::catalog::now_ms;
+use crate::docs::catalog::{FindUser, now_ms};
 use crate::docs::meta::clean_title;
 use crate::docs::{DocMeta, Role, Share, ShareKind};
 use crate::state::AppState;
@@ -228,12 +229,19 @@ async fn share(
     let new = match body.kind {
         ShareKind::User => {
             let who = body.id.as_deref().map(str::trim).unwrap_or("");
-            let user = state.catalog.find_user(who).ok_or_else(|| {
-                ApiError::new(
+            let user = state.catalog.find_user(who).map_err(|e| match e {
+                FindUser::Unknown => ApiError::new(
                     StatusCode::NOT_FOUND,
                     "unknown_user",
-                    format!("nobody called {who:?} has signed in yet; they must sign in once"),
-                )
+                    format!(
+                        "nobody with the id or verified e-mail address {who:?} has signed in yet; they must sign in once"
+                    ),
+                ),
+                FindUser::Ambiguous(_) => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "ambiguous_user",
+                    format!("{e} ({who:?})"),
+                ),
             })?;
             if user.id == meta.owner.id {
                 return Err(ApiError::bad_request("the owner already has every right"));
@@ -395,16 +403,45 @@ struct UsersQuery {
     q: Option<String>,
 }
 
+/// Shortest people search: the directory is found by a name or address someone knows, not
+/// listed whole.
+const USER_SEARCH_MIN_CHARS: usize = 2;
+/// Longest people search.
+const USER_SEARCH_MAX_CHARS: usize = 256;
+/// Most people one search answers.
+const USER_SEARCH_RESULTS: usize = 20;
+
 async fn users(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(q): Query<UsersQuery>,
-) -> Json<Value> {
+) -> Result<Response, ApiError> {
+    let q = q.q.as_deref().map(str::trim).unwrap_or("");
+    let chars = q.chars().count();
+    if !(USER_SEARCH_MIN_CHARS..=USER_SEARCH_MAX_CHARS).contains(&chars) {
+        return Err(ApiError::bad_request(format!(
+            "search people with `q`: {USER_SEARCH_MIN_CHARS} to {USER_SEARCH_MAX_CHARS} characters of a name, e-mail address or id"
+        )));
+    }
+    if let Err(wait) = state.auth.user_search_limit.check(&caller.identity().id) {
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many people searches; try again in {} s (user_search_rate_per_minute)",
+                wait.as_secs()
+            ),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+        return Ok(resp);
+    }
     let users: Vec<Value> = state
         .catalog
-        .search_users(q.q.as_deref().unwrap_or(""), 20)
+        .search_users(q, USER_SEARCH_RESULTS)
         .into_iter()
-        .map(|u| json!({"id": u.id, "name": u.name, "email": u.email}))
+        .map(|u| json!({"id": u.id, "name": u.name, "email": u.email.filter(|_| u.email_verified)}))
         .collect();
-    Json(json!({ "users": users }))
+    Ok(Json(json!({ "users": users })).into_response())
 }

@@ -2,10 +2,10 @@
 //! `/api/config`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -14,11 +14,14 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::api::{ApiError, Caller};
+use crate::auth::oidc::{LOGIN_TTL, OidcError};
 use crate::auth::session::SessionKey;
 use crate::auth::{cookie_value, session_cookie};
+use crate::client_addr::ClientAddr;
 use crate::state::AppState;
 
-/// Binds a started sign-in to the browser that started it.
+/// Binds a started sign-in to the browser that started it: it holds the sign-in's state,
+/// PKCE verifier, nonce and return address, sealed with the server's key.
 const LOGIN_COOKIE: &str = "dure_login";
 
 pub fn routes() -> Router<AppState> {
@@ -30,13 +33,31 @@ pub fn routes() -> Router<AppState> {
         .route("/api/config", get(config))
 }
 
-/// Only same-site paths: an open redirect after sign-in would hand phishing a trusted link.
-fn safe_return_to(v: Option<&String>) -> String {
-    match v {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.clone(),
-        _ => "/".into(),
+/// Where to send the browser after sign-in: `return_to` resolved against `public_url` the way
+/// a browser resolves a `Location` (WHATWG URL rules: tabs and newlines dropped, a backslash read
+/// as `/` in http(s) URLs), kept only when it stays on Dure's own origin, and answered as an
+/// absolute URL so that no browser can read it as another host (`/\t/evil.example` is
+/// `//evil.example` to a browser). Anything else signs in to the home page: an open redirect
+/// after sign-in would hand phishing a trusted link.
+pub fn safe_return_to(public_url: &str, v: Option<&str>) -> String {
+    let home = format!("{}/", public_url.trim_end_matches('/'));
+    let Ok(base) = url::Url::parse(&home) else {
+        return "/".into();
+    };
+    let Some(raw) = v.filter(|r| !r.is_empty() && r.len() <= MAX_RETURN_TO) else {
+        return base.into();
+    };
+    match base.join(raw) {
+        Ok(target) if target.origin() == base.origin() && target.username().is_empty() => {
+            target.into()
+        }
+        _ => base.into(),
     }
 }
+
+/// Longest `return_to` kept (a document link with a query is far shorter; it travels in the
+/// login cookie, which browsers keep only up to 4 KiB).
+const MAX_RETURN_TO: usize = 1024;
 
 fn error_page(status: StatusCode, message: &str) -> Response {
     let escaped = message
@@ -56,24 +77,46 @@ fn error_page(status: StatusCode, message: &str) -> Response {
 
 async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(oidc) = &state.auth.oidc else {
         return (StatusCode::NOT_FOUND, "local mode: there is no sign-in\n").into_response();
     };
-    let return_to = safe_return_to(q.get("return_to"));
+    // Starting a sign-in costs the server nothing it keeps, but each one is a page and a
+    // provider round trip: one address gets a generous budget, not an unbounded one.
+    if let Some(ip) = client.0
+        && let Err(wait) = state.auth.login_limit.check(&rate_key(ip))
+    {
+        let mut resp = error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many sign-ins were started from your address. Wait {} seconds and try again.",
+                wait.as_secs()
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+        return resp;
+    }
+    let return_to = safe_return_to(
+        &state.auth.public_url,
+        q.get("return_to").map(String::as_str),
+    );
     let hint = q
         .get("login_hint")
         .map(String::as_str)
         .filter(|h| !h.is_empty() && h.len() <= 256 && !h.chars().any(char::is_control));
     match oidc.start_login(return_to, hint).await {
-        Ok((url, csrf)) => {
-            let cookie = cookie::Cookie::build((LOGIN_COOKIE, csrf))
+        Ok((url, sealed)) => {
+            let cookie = cookie::Cookie::build((LOGIN_COOKIE, sealed))
                 .http_only(true)
                 .secure(state.auth.secure_cookies)
                 .same_site(cookie::SameSite::Lax)
                 .path("/auth")
-                .max_age(cookie::time::Duration::minutes(10))
+                .max_age(cookie::time::Duration::seconds(
+                    i64::try_from(LOGIN_TTL.as_secs()).unwrap_or(600),
+                ))
                 .build()
                 .to_string();
             let mut resp = Redirect::to(&url).into_response();
@@ -84,13 +127,31 @@ async fn login(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
-        Err(e) => error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e @ OidcError::Unreachable(_)) => {
+            error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        Err(e) => {
+            warn!(error = %e, "sign-in could not start");
+            error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+    }
+}
+
+/// The budget a source address draws on: an IPv6 client usually holds a whole /64.
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[4..].fill(0);
+            IpAddr::from(seg)
+        }
     }
 }
 
 async fn callback(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -111,8 +172,8 @@ async fn callback(
             "The sign-in response is missing its code or state.",
         );
     };
-    let cookie_state = cookie_value(&headers, LOGIN_COOKIE);
-    let signed = match oidc.finish_login(code, csrf, cookie_state.as_deref()).await {
+    let login_cookie = cookie_value(&headers, LOGIN_COOKIE);
+    let signed = match oidc.finish_login(code, csrf, login_cookie.as_deref()).await {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "sign-in refused");
@@ -124,19 +185,19 @@ async fn callback(
     };
     let (cookie, _key, record) = match sessions.create(&signed).await {
         Ok(s) => s,
-        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => {
+            warn!(error = %e, "could not store a new session");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Signed in, but this server could not store the session right now (its storage is not answering). Try again in a minute.",
+            );
+        }
     };
     state.catalog.saw_user(&record.identity).await;
     info!(user = %record.identity.id, "signed in");
     state
         .audit
-        .record(
-            "sign_in",
-            &record.identity,
-            None,
-            Some(peer.ip().to_string()),
-            json!({}),
-        )
+        .record("sign_in", &record.identity, None, client.text(), json!({}))
         .await;
     let max_age = Duration::from_secs(record.ends_at.saturating_sub(record.created_at));
     let mut resp = Redirect::to(&signed.return_to).into_response();
@@ -154,11 +215,7 @@ async fn callback(
     resp
 }
 
-async fn logout(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
+async fn logout(State(state): State<AppState>, client: ClientAddr, headers: HeaderMap) -> Response {
     let (Some(oidc), Some(sessions)) = (&state.auth.oidc, &state.auth.sessions) else {
         return (StatusCode::NOT_FOUND, "local mode: there is no sign-out\n").into_response();
     };
@@ -175,13 +232,7 @@ async fn logout(
             info!(user = %record.identity.id, "signed out");
             state
                 .audit
-                .record(
-                    "sign_out",
-                    &record.identity,
-                    None,
-                    Some(peer.ip().to_string()),
-                    json!({}),
-                )
+                .record("sign_out", &record.identity, None, client.text(), json!({}))
                 .await;
             redirect = oidc.end_session_url(
                 record.id_token.as_deref(),
@@ -223,4 +274,53 @@ async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
         "mode": if local { "local" } else { "oidc" },
         "login": if local { None } else { Some("/auth/login") },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_to;
+
+    const BASE: &str = "https://docs.example.gov";
+
+    #[test]
+    fn return_to_stays_on_our_origin() {
+        for (given, expected) in [
+            (
+                Some("/d/abc?x=1#top"),
+                "https://docs.example.gov/d/abc?x=1#top",
+            ),
+            (Some("d/abc"), "https://docs.example.gov/d/abc"),
+            (None, "https://docs.example.gov/"),
+            (Some(""), "https://docs.example.gov/"),
+            // Browsers drop tabs and newlines and read a backslash as a slash: each of these
+            // is `//evil.example/…` to them.
+            (Some("/\t/evil.example/phish"), "https://docs.example.gov/"),
+            (Some("/\n/evil.example/phish"), "https://docs.example.gov/"),
+            (Some("/\\evil.example"), "https://docs.example.gov/"),
+            (Some("\\\\evil.example"), "https://docs.example.gov/"),
+            (Some("//evil.example"), "https://docs.example.gov/"),
+            (Some("https://evil.example/"), "https://docs.example.gov/"),
+            (
+                Some("http://docs.example.gov/"),
+                "https://docs.example.gov/",
+            ),
+            (
+                Some("https://user@docs.example.gov/"),
+                "https://docs.example.gov/",
+            ),
+            (Some("javascript:alert(1)"), "https://docs.example.gov/"),
+            // Same origin, path starting with two slashes: absolute, so still ours.
+            (
+                Some("/.//evil.example"),
+                "https://docs.example.gov//evil.example",
+            ),
+        ] {
+            assert_eq!(safe_return_to(BASE, given), expected, "{given:?}");
+        }
+        let long = format!("/{}", "a".repeat(5000));
+        assert_eq!(
+            safe_return_to(BASE, Some(&long)),
+            "https://docs.example.gov/"
+        );
+    }
 }
