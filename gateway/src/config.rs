@@ -52,6 +52,8 @@ pub struct Config {
     pub trash_retention: Duration,
     /// Markdown import bounds and per-user quotas (the document size limit is in `rooms`).
     pub limits: DocLimits,
+    /// Where `/metrics` is served instead of the main listener; `None`: on the main one.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Bounds on Markdown imports and what one user may own or hold open.
@@ -126,13 +128,20 @@ impl Config {
             oidc: None,
             trash_retention: Duration::from_secs(30 * 86400),
             limits: DocLimits::default(),
+            metrics_listen: None,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("setting `{setting}`: {reason} (got {value:?})")]
+    /// Names the setting in all three spellings: people set it in one place and search for
+    /// that spelling (`s3_bucket` in dure.toml, `--s3-bucket`, `DURE_S3_BUCKET`).
+    #[error(
+        "setting `{setting}` (flag --{flag}, environment {env}): {reason} (got {value:?})",
+        flag = setting.replace('_', "-"),
+        env = format!("DURE_{}", setting.to_ascii_uppercase()),
+    )]
     Invalid {
         setting: &'static str,
         value: String,
@@ -142,11 +151,18 @@ pub enum ConfigError {
     File { path: PathBuf, reason: String },
 }
 
-/// Dure: collaborative documents for the workplace. Every option can also be set in
-/// `dure.toml` (same name, `_` for `-`) or as `DURE_<NAME>` in the environment; flags win
-/// over the environment, which wins over the file.
+/// The command line. `about` is spelled out: without it clap shows the crate's description,
+/// which is written for developers.
 #[derive(Parser, Debug, Default)]
-#[command(name = "dure", version, about, long_about = None)]
+#[command(
+    name = "dure",
+    version,
+    about = "Dure: collaborative documents for the workplace, served by one program.\n\
+             Every option can also be set in dure.toml (same name, `_` for `-`) or as\n\
+             DURE_<NAME> in the environment; flags win over the environment, which wins over\n\
+             the file.",
+    long_about = None
+)]
 pub struct Cli {
     /// Configuration file [default: ./dure.toml if it exists].
     #[arg(long, env = "DURE_CONFIG", value_name = "PATH")]
@@ -158,7 +174,7 @@ pub struct Cli {
     /// Directory for documents (storage = "fs") [default: ./dure-data].
     #[arg(long, env = "DURE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<String>,
-    /// Storage backend: fs or memory [default: fs].
+    /// Storage backend: fs, memory or s3 [default: fs].
     #[arg(long, env = "DURE_STORAGE", value_name = "BACKEND")]
     pub storage: Option<String>,
     /// Log format: text or json [default: text].
@@ -329,6 +345,10 @@ pub struct Cli {
     /// [default: 128].
     #[arg(long, env = "DURE_MAX_SOCKETS_PER_USER", value_name = "N")]
     pub max_sockets_per_user: Option<String>,
+    /// Serve /metrics on this address instead of the main listener (e.g. a port only
+    /// Prometheus reaches); loopback only in local mode [default: unset, /metrics on listen].
+    #[arg(long, env = "DURE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -384,6 +404,7 @@ const FILE_KEYS: &[&str] = &[
     "max_doc_bytes",
     "max_rooms_per_user",
     "max_sockets_per_user",
+    "metrics_listen",
 ];
 
 /// Default `commit_interval` on S3: each write is a billed request, so batch for up to this
@@ -715,6 +736,33 @@ impl Cli {
             None => Duration::from_secs(30 * 86400),
         };
         let limits = self.doc_limits(&file, &mut rooms)?;
+        let metrics_listen = match get(&self.metrics_listen, "metrics_listen") {
+            None => None,
+            Some(v) => {
+                let addr: SocketAddr = v.trim().parse().map_err(|e| {
+                    invalid(
+                        "metrics_listen",
+                        &v,
+                        format!("not an address like 127.0.0.1:9090: {e}"),
+                    )
+                })?;
+                if !addr.ip().is_loopback() && !oidc_on {
+                    return Err(invalid(
+                        "metrics_listen",
+                        &v,
+                        "local mode listens on loopback addresses only",
+                    ));
+                }
+                if addr == listen && addr.port() != 0 {
+                    return Err(invalid(
+                        "metrics_listen",
+                        &v,
+                        "must differ from listen (unset it to serve /metrics there)",
+                    ));
+                }
+                Some(addr)
+            }
+        };
         let oidc = if oidc_on {
             Some(self.oidc_config(&file, &public_url)?)
         } else {
@@ -751,6 +799,7 @@ impl Cli {
             oidc,
             trash_retention,
             limits,
+            metrics_listen,
         })
     }
 

@@ -17,6 +17,7 @@ use crate::auth::Identity;
 use crate::docs::catalog::now_ms;
 use crate::docs::meta::clean_title;
 use crate::docs::{DocMeta, Role, Share, ShareKind};
+use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -231,7 +232,7 @@ async fn share(
             let user = state.catalog.find_user(who).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "unknown_user",
+                    ErrorCode::UnknownUser,
                     format!("nobody called {who:?} has signed in yet; they must sign in once"),
                 )
             })?;
@@ -325,7 +326,7 @@ async fn revoke_share(
     {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no such share",
         ));
     }
@@ -370,7 +371,7 @@ async fn restore(
     if meta.deleted_at.is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "conflict",
+            ErrorCode::Conflict,
             "the document is not in the trash",
         ));
     }

@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::api::{ApiError, Caller};
 use crate::auth::session::SessionKey;
@@ -99,7 +99,7 @@ async fn callback(
     };
     if let Some(err) = q.get("error") {
         let desc = q.get("error_description").map(String::as_str).unwrap_or("");
-        warn!(error = %err, "the identity provider refused the sign-in");
+        dure_collab::warn_limited!(error = %err, "the identity provider refused the sign-in");
         return error_page(
             StatusCode::BAD_REQUEST,
             &format!("The identity provider said: {err} {desc}"),
@@ -115,7 +115,7 @@ async fn callback(
     let signed = match oidc.finish_login(code, csrf, cookie_state.as_deref()).await {
         Ok(s) => s,
         Err(e) => {
-            warn!(error = %e, "sign-in refused");
+            dure_collab::warn_limited!(error = %e, "sign-in refused");
             return error_page(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
