@@ -112,9 +112,10 @@ step_s3() {
   command -v python3 >/dev/null || apt_install python3 python3-venv
   # Debian splits venv/ensurepip into python3-venv.
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
-  log "installing $want into $TOOLS/venv-moto"
+  log "installing $want into $TOOLS/venv-moto (about 1.5 min; pip shows its progress)"
   python3 -m venv "$venv" || die "python3 -m venv $venv failed"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$want" \
+  # Not --quiet: a newcomer's first run must show that something is happening.
+  "$venv/bin/pip" install --progress-bar off --disable-pip-version-check "$want" \
     || die "pip install $want failed"
   [[ -x $venv/bin/moto_server ]] || die "moto_server missing from $venv after installing $want"
   printf '%s' "$want" >"$stamp"
@@ -129,8 +130,9 @@ step_s3s() {
     return
   fi
   command -v cargo >/dev/null || die "cargo missing: install the Rust toolchain first"
-  log "cargo install s3s-fs@$S3S_FS_VERSION (compiles; several minutes)"
-  cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked --root "$root" --quiet \
+  log "cargo install s3s-fs@$S3S_FS_VERSION (compiles; about 8 minutes on 2 cores; cargo shows its progress)"
+  # Not --quiet: cargo's "Compiling …" lines are the only sign of progress for minutes.
+  cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked --root "$root" \
     || die "cargo install s3s-fs@$S3S_FS_VERSION failed"
   log "s3s-fs $S3S_FS_VERSION installed"
 }

@@ -12,6 +12,7 @@
 mod config;
 mod connection;
 mod decode_stack;
+pub mod log_limit;
 mod observer;
 mod outbox;
 mod persist;

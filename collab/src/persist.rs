@@ -146,7 +146,7 @@ impl Worker {
                     // ours after them.
                     match self.shared.docs.read_from(&self.doc, self.next_seq).await {
                         Ok(entries) if !entries.is_empty() => {
-                            warn!(doc = %self.doc, seq = self.next_seq, found = entries.len(), "another writer appended to this document; catching up");
+                            crate::warn_limited!(doc = %self.doc, seq = self.next_seq, found = entries.len(), "another writer appended to this document; catching up");
                             let mut updates = Vec::new();
                             for e in entries {
                                 self.next_seq = self.next_seq.max(e.seq + 1);
@@ -175,7 +175,7 @@ impl Worker {
     async fn failed(&mut self, e: &StoreError, backoff: &mut Duration) {
         self.shared.observer.store_failed(e.is_retryable());
         if !self.failing {
-            warn!(doc = %self.doc, error = %e, "store write failed; retrying (edits continue, \"saved\" waits)");
+            crate::warn_limited!(doc = %self.doc, error = %e, "store write failed; retrying (edits continue, \"saved\" waits)");
             self.failing = true;
             self.shared.observer.store_writer_state(true);
         } else {

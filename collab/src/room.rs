@@ -15,7 +15,7 @@ use bytes::Bytes;
 use dure_storage::{DocId, LoadedLog};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
@@ -579,7 +579,8 @@ impl Room {
                     // yrs panicked half-way through a transaction: the in-memory document can
                     // no longer be trusted. Persist what was valid, close everyone (they
                     // reconnect), and let the next join reload from the store.
-                    warn!(doc = %self.id, %conn, "update made yrs panic; restarting the room");
+                    // The panic hook logged the message at ERROR already.
+                    error!(doc = %self.id, %conn, "update made yrs panic; restarting the room");
                     self.close(
                         conn,
                         CloseReason::InvalidUpdate("update could not be applied".into()),
@@ -751,7 +752,7 @@ impl Room {
                         Err(_) => false,
                     });
                     if !ok {
-                        warn!(doc = %self.id, "skipping an unreadable update from another writer");
+                        crate::warn_limited!(doc = %self.id, "skipping an unreadable update from another writer");
                         continue;
                     }
                     self.full_state = None;

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::{error, warn};
+use tracing::error;
 
 use crate::auth::Identity;
 
@@ -141,7 +141,7 @@ impl AuditLog {
             .put(&key, body.clone(), PutCondition::IfAbsent)
             .await
         {
-            warn!(error = %e, action, "audit record not written yet; retrying in the background");
+            dure_collab::warn_limited!(error = %e, action, "audit record not written yet; retrying in the background");
             let store = self.store.clone();
             tokio::spawn(async move {
                 for delay in [1u64, 2, 4, 8, 15, 30] {

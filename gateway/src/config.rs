@@ -54,6 +54,8 @@ pub struct Config {
     pub limits: DocLimits,
     /// Sign-in and people-search rates, trusted proxies, the secret key.
     pub access: AccessConfig,
+    /// Where `/metrics` is served instead of the main listener; `None`: on the main one.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Who may ask how often, where a request really comes from, and the key that seals what
@@ -159,13 +161,20 @@ impl Config {
             trash_retention: Duration::from_secs(30 * 86400),
             limits: DocLimits::default(),
             access: AccessConfig::default(),
+            metrics_listen: None,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("setting `{setting}`: {reason} (got {value:?})")]
+    /// Names the setting in all three spellings: people set it in one place and search for
+    /// that spelling (`s3_bucket` in dure.toml, `--s3-bucket`, `DURE_S3_BUCKET`).
+    #[error(
+        "setting `{setting}` (flag --{flag}, environment {env}): {reason} (got {value:?})",
+        flag = setting.replace('_', "-"),
+        env = format!("DURE_{}", setting.to_ascii_uppercase()),
+    )]
     Invalid {
         setting: &'static str,
         value: String,
@@ -175,11 +184,18 @@ pub enum ConfigError {
     File { path: PathBuf, reason: String },
 }
 
-/// Dure: collaborative documents for the workplace. Every option can also be set in
-/// `dure.toml` (same name, `_` for `-`) or as `DURE_<NAME>` in the environment; flags win
-/// over the environment, which wins over the file.
+/// The command line. `about` is spelled out: without it clap shows the crate's description,
+/// which is written for developers.
 #[derive(Parser, Debug, Default)]
-#[command(name = "dure", version, about, long_about = None)]
+#[command(
+    name = "dure",
+    version,
+    about = "Dure: collaborative documents for the workplace, served by one program.\n\
+             Every option can also be set in dure.toml (same name, `_` for `-`) or as\n\
+             DURE_<NAME> in the environment; flags win over the environment, which wins over\n\
+             the file.",
+    long_about = None
+)]
 pub struct Cli {
     /// Configuration file [default: ./dure.toml if it exists].
     #[arg(long, env = "DURE_CONFIG", value_name = "PATH")]
@@ -191,7 +207,7 @@ pub struct Cli {
     /// Directory for documents (storage = "fs") [default: ./dure-data].
     #[arg(long, env = "DURE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<String>,
-    /// Storage backend: fs or memory [default: fs].
+    /// Storage backend: fs, memory or s3 [default: fs].
     #[arg(long, env = "DURE_STORAGE", value_name = "BACKEND")]
     pub storage: Option<String>,
     /// Log format: text or json [default: text].
@@ -382,6 +398,10 @@ pub struct Cli {
     /// the provider tokens of sessions [default: <data_dir>/secret.key, created if absent].
     #[arg(long, env = "DURE_SECRET_KEY_FILE", value_name = "PATH")]
     pub secret_key_file: Option<String>,
+    /// Serve /metrics on this address instead of the main listener (e.g. a port only
+    /// Prometheus reaches); loopback only in local mode [default: unset, /metrics on listen].
+    #[arg(long, env = "DURE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -442,6 +462,7 @@ const FILE_KEYS: &[&str] = &[
     "user_search_rate_per_minute",
     "trusted_proxies",
     "secret_key_file",
+    "metrics_listen",
 ];
 
 /// Default `commit_interval` on S3: each write is a billed request, so batch for up to this
@@ -782,6 +803,33 @@ impl Cli {
         };
         let limits = self.doc_limits(&file, &mut rooms)?;
         let access = self.access_config(&file)?;
+        let metrics_listen = match get(&self.metrics_listen, "metrics_listen") {
+            None => None,
+            Some(v) => {
+                let addr: SocketAddr = v.trim().parse().map_err(|e| {
+                    invalid(
+                        "metrics_listen",
+                        &v,
+                        format!("not an address like 127.0.0.1:9090: {e}"),
+                    )
+                })?;
+                if !addr.ip().is_loopback() && !oidc_on {
+                    return Err(invalid(
+                        "metrics_listen",
+                        &v,
+                        "local mode listens on loopback addresses only",
+                    ));
+                }
+                if addr == listen && addr.port() != 0 {
+                    return Err(invalid(
+                        "metrics_listen",
+                        &v,
+                        "must differ from listen (unset it to serve /metrics there)",
+                    ));
+                }
+                Some(addr)
+            }
+        };
         let oidc = if oidc_on {
             Some(self.oidc_config(&file, &public_url)?)
         } else {
@@ -819,6 +867,7 @@ impl Cli {
             trash_retention,
             limits,
             access,
+            metrics_listen,
         })
     }
 

@@ -4,10 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dure_gateway::config::{LogFormat, StorageBackend};
+use dure_gateway::config::StorageBackend;
 use dure_gateway::{Cli, Server};
 use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let config = match Cli::parse().resolve() {
@@ -17,32 +16,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::new(&config.log_filter);
-    match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(false)
-            .init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-    }
+    dure_gateway::logging::init(config.log_format, &config.log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("dure: cannot start the runtime: {e}");
+            error!("dure cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e}");
-            eprintln!("dure: {e}");
+            // Once, in the log's own format (logs go to stderr): not a log line and a second
+            // copy of it.
+            match e {
+                dure_gateway::ServerError::Serve(_) => error!("dure stopped: {e}"),
+                _ => error!("dure cannot start: {e}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -77,6 +70,9 @@ async fn run(config: dure_gateway::Config) -> Result<(), dure_gateway::ServerErr
         None => info!(store = %server.store_description(), "documents are stored here"),
     }
     info!("listening on http://{addr} — Yjs clients connect to ws://{addr}/ws/doc/{{doc_id}}");
+    if let Some(metrics) = server.metrics_addr() {
+        info!("metrics on http://{metrics}/metrics (not on the main listener)");
+    }
     server.run(shutdown_signal()).await
 }
 

@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tracing::{info, warn};
 
 use crate::config::{Config, StorageBackend};
+use crate::metrics_listen::MetricsListener;
 use crate::routes;
 use crate::state::AppState;
 
@@ -34,6 +35,8 @@ pub enum ServerError {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    /// `/metrics` on its own address (`metrics_listen`), if set.
+    metrics: Option<MetricsListener>,
 }
 
 impl Server {
@@ -66,14 +69,31 @@ impl Server {
                 config.allowed_origins = crate::config::default_origins(&config.public_url);
             }
         }
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                MetricsListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let state = AppState::new(config, store).await?;
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            state,
+            metrics,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .unwrap_or(self.state.config.listen)
+    }
+
+    /// Where `/metrics` is served when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(MetricsListener::local_addr)
     }
 
     pub fn store_description(&self) -> String {
@@ -87,7 +107,12 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let Server { listener, state } = self;
+        let Server {
+            listener,
+            state,
+            metrics,
+        } = self;
+        let metrics_task = metrics.map(|m| m.serve(state.metrics.clone()));
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         // Small frames must leave at once: without TCP_NODELAY, Nagle's algorithm and the
         // peer's delayed ACK hold a keystroke's update back by up to 40 ms.
@@ -124,6 +149,9 @@ impl Server {
             tokio::time::timeout(deadline.saturating_sub(started.elapsed()), serve).await
         {
             return Err(ServerError::Serve(e));
+        }
+        if let Some(task) = metrics_task {
+            task.abort();
         }
         info!(
             took_ms = started.elapsed().as_millis() as u64,

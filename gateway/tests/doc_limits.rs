@@ -150,7 +150,7 @@ async fn an_update_past_the_size_limit_is_refused_and_nothing_stored_is_lost() {
     send_markdown(&mut alice, &"x".repeat(6000)).await;
     let (code, reason) = close_of(&mut alice).await;
     assert_eq!(u16::from(code), 4413, "{reason}");
-    assert!(reason.contains("4096"), "{reason}");
+    assert_eq!(reason, "document_too_large");
 
     // Bob is still served, and his small edit still fits.
     send_markdown(&mut bob, "second").await;
@@ -189,20 +189,20 @@ async fn sockets_and_open_documents_per_user_are_limited() {
 
     let (code, reason) = open(&srv, "a").await.expect_err("a fourth socket");
     assert_eq!(code, CloseCode::Again, "{reason}");
-    assert!(reason.contains("3 document sockets"), "{reason}");
+    assert_eq!(reason, "too_many_sockets");
 
     a2.close(None).await.unwrap();
     // A socket is free again, but a third document is one too many.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let (code, reason) = loop {
         let (code, reason) = open(&srv, "c").await.expect_err("a third document");
-        if reason.contains("documents open") || tokio::time::Instant::now() > deadline {
+        if reason == "too_many_documents_open" || tokio::time::Instant::now() > deadline {
             break (code, reason);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(code, CloseCode::Again, "{reason}");
-    assert!(reason.contains("2 documents open"), "{reason}");
+    assert_eq!(reason, "too_many_documents_open");
 
     b1.close(None).await.unwrap();
     let _c = open_eventually(&srv, "c").await;
@@ -225,7 +225,7 @@ async fn documents_per_user_are_limited_through_every_door() {
     assert_eq!(status, 409, "{body}");
     let (code, reason) = open(&srv, "third-by-socket").await.expect_err("refused");
     assert_eq!(u16::from(code), 4429, "{reason}");
-    assert!(reason.contains("2 documents"), "{reason}");
+    assert_eq!(reason, "quota_exceeded");
     // What exists stays usable.
     let _again = open(&srv, "by-socket").await.expect("existing document");
     srv.stop().await;

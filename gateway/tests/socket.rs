@@ -58,7 +58,7 @@ async fn bad_frames_get_clear_close_codes_and_others_go_on() {
     wait_ack(&mut good, 2).await;
     let metrics = reqwest_get(srv.addr, "/metrics").await;
     assert!(
-        metrics.contains("dure_closes_total{reason=\"too_big\"} 1"),
+        metrics.contains("dure_closes_total{reason=\"frame_too_large\"} 1"),
         "{metrics}"
     );
     assert!(

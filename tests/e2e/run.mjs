@@ -177,6 +177,11 @@ const SCENARIOS = {
     await a.page.getByTestId('share').click();
     await a.page.locator('dialog[open]').waitFor();
     await a.page.waitForTimeout(400); // let the opening animation finish
+    // Local mode has no people, groups or organisation: the dialog offers the link only.
+    await a.page.getByTestId('share-local-note').waitFor();
+    for (const absent of ['.share-org', '.share-list', 'dialog[open] input']) {
+      assert((await a.page.locator(absent).count()) === 0, `local-mode share dialog shows ${absent}`);
+    }
     await shot(a.page, 'sharing-dialog');
     await a.page.keyboard.press('Escape');
 
@@ -191,6 +196,10 @@ const SCENARIOS = {
     await shot(ko.page, 'document-list-ko');
     await ko.page.goto(`${base}/d/${id}`);
     await waitSaved(ko.page);
+    // The local user is named in Korean too (the server's "Local user" is English).
+    const koHtml = await ko.page.content();
+    assert(!koHtml.includes('Local user'), 'English "Local user" in the Korean UI');
+    assert(koHtml.includes('로컬 사용자'), 'the local user is named in Korean');
     await shot(ko.page, 'editor-ko');
 
     const narrow = await person(browser, { width: 390, height: 780 });

@@ -66,36 +66,13 @@ impl Dure {
         let mut child = cmd.spawn()?;
         let log = Arc::new(Mutex::new(String::new()));
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let mut addr_tx = Some(addr_tx);
+        // Logs go to stderr; the address is read from whichever stream carries it.
+        let addr_tx = Arc::new(Mutex::new(Some(addr_tx)));
         if let Some(out) = child.stdout.take() {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(out).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(rest) = line.split("listening on http://").nth(1)
-                        && let Some(addr) = rest.split_whitespace().next()
-                        && let Some(tx) = addr_tx.take()
-                    {
-                        let _ = tx.send(addr.to_owned());
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        l.push_str(&line);
-                        l.push('\n');
-                    }
-                }
-            });
+            tokio::spawn(pump_lines(out, log.clone(), addr_tx.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Ok(mut l) = log.lock() {
-                        l.push_str(&line);
-                        l.push('\n');
-                    }
-                }
-            });
+            tokio::spawn(pump_lines(err, log.clone(), addr_tx));
         }
         let addr = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await {
             Ok(Ok(a)) => a.parse()?,
@@ -164,6 +141,30 @@ impl Dure {
     /// GET a path; returns (status, body).
     pub async fn get(&self, path: &str) -> Result<(u16, String), BoxError> {
         http_get(self.addr, path).await
+    }
+}
+
+type AddrSender = Arc<Mutex<Option<tokio::sync::oneshot::Sender<String>>>>;
+
+/// Copies a child's output lines into `log`, and sends the address of the first
+/// "listening on http://ADDR" line.
+async fn pump_lines(
+    stream: impl tokio::io::AsyncRead + Unpin,
+    log: Arc<Mutex<String>>,
+    addr_tx: AddrSender,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(rest) = line.split("listening on http://").nth(1)
+            && let Some(addr) = rest.split_whitespace().next()
+            && let Some(tx) = addr_tx.lock().ok().and_then(|mut t| t.take())
+        {
+            let _ = tx.send(addr.to_owned());
+        }
+        if let Ok(mut l) = log.lock() {
+            l.push_str(&line);
+            l.push('\n');
+        }
     }
 }
 

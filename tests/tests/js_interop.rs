@@ -127,3 +127,86 @@ async fn idle_js_client_stays_connected() {
     assert_eq!(status.closes, 0, "{status:?}");
     assert_eq!(status.watchdog_closes, 0, "{status:?}");
 }
+
+/// The README's "Connect a Yjs client" snippet, run as written (only the address and the
+/// helper's path changed) with the pinned npm packages: y-websocket with `ack=1` through
+/// `clients/y-dure-ack` sees Dure's acks, and nothing is logged as an error (without a
+/// type-100 handler y-websocket logs `Unable to compute message` for every ack).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_snippet_runs_and_sees_acks_without_console_errors() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let snippet = readme
+        .split("## Connect a Yjs client")
+        .nth(1)
+        .and_then(|s| s.split("```js\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the README has a js snippet under \"Connect a Yjs client\"");
+    assert!(snippet.contains("ack: '1'"), "{snippet}");
+
+    let dir = temp_dir().unwrap();
+    let dure = Dure::start(&dir.path().join("data"), &[]).await.unwrap();
+    let helper = url::Url::from_file_path(repo.join("clients/y-dure-ack/index.js")).unwrap();
+    let program = format!(
+        "{}\n{}",
+        snippet
+            .replace("ws://127.0.0.1:8080", &format!("ws://{}", dure.addr))
+            .replace("from 'y-dure-ack'", &format!("from '{helper}'")),
+        // Top-level code runs before any socket event: the capture sees every message.
+        r#"
+const errors = []
+const consoleError = console.error
+console.error = (...a) => { errors.push(a.join(' ')); consoleError(...a) }
+let saved = 0
+onSaved(provider, (n) => { saved = n })
+const text = doc.getText('text')
+provider.once('sync', () => {
+  // Three edits, each its own update frame after the sync step 2 answer: four in all.
+  for (const word of ['one ', 'two ', 'three']) text.insert(text.length, word)
+})
+const deadline = Date.now() + 10000
+while (saved < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+await new Promise((r) => setTimeout(r, 300))
+provider.destroy()
+process.stdout.write('RESULT ' + JSON.stringify({ saved, errors, text: text.toString() }) + '\n')
+process.exit(0)
+"#
+    );
+    // Run beside the pinned packages of tests/js (a node_modules link in a temp dir).
+    let work = temp_dir().unwrap();
+    std::os::unix::fs::symlink(
+        JsDriver::js_dir().join("node_modules"),
+        work.path().join("node_modules"),
+    )
+    .unwrap();
+    let script = work.path().join("readme-snippet.mjs");
+    std::fs::write(&script, program).unwrap();
+    let node = std::env::var(dure_tests::jsclient::NODE_ENV).unwrap_or_else(|_| "node".into());
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(node)
+            .arg(&script)
+            .current_dir(work.path())
+            .output(),
+    )
+    .await
+    .expect("the snippet ran for 30 s")
+    .expect("node (run infra/install-test-deps.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let result: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .unwrap_or_else(|| panic!("the snippet failed:\n{stdout}\n{stderr}"));
+    assert_eq!(result["errors"], json!([]), "console.error: {stderr}");
+    assert!(
+        result["saved"].as_u64().unwrap_or(0) >= 4,
+        "acks seen: {result}\n{stderr}"
+    );
+    assert_eq!(result["text"], "one two three");
+    assert!(stdout.contains("update frames saved"), "{stdout}");
+}

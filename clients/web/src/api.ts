@@ -1,3 +1,4 @@
+import { errorText } from './i18n';
 // The HTTP API (docs/api.md). Same origin, session cookie sent automatically; a 401 anywhere
 // means the session is gone, which the app turns into the sign-in page.
 
@@ -91,7 +92,8 @@ async function call<T>(method: string, path: string, body?: unknown, headers: Re
     } catch {
       // not JSON: keep the status text
     }
-    throw new ApiError(res.status, code, message);
+    // The server's sentence is generic English; the app shows its own translation.
+    throw new ApiError(res.status, code, errorText(code, message));
   }
   if (res.status === 204) return undefined as T;
   return (await res.json()) as T;

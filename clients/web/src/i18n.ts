@@ -155,6 +155,37 @@ const en = {
   notFoundLead: 'There is nothing at this address.',
   offlineStart: 'You are offline and Dure has not been opened on this device before.',
   serverError: 'Something went wrong: {message}',
+  localUser: 'Local user',
+  shareLocalNote: 'Local mode has no people, groups or organisation to share with: whoever uses Dure on this computer can open the link.',
+  // Stable error codes from the server (gateway/src/error_code.rs): API errors and close reasons.
+  err_bad_request: 'The request is not valid.',
+  err_unauthenticated: 'Sign in first.',
+  err_forbidden: 'You do not have access to this.',
+  err_not_found: 'This document was deleted or does not exist.',
+  err_conflict: 'The change conflicts with the document as it is now.',
+  err_quota_exceeded: 'You own as many documents as allowed. Delete some and empty the trash first.',
+  err_unknown_user: 'Nobody by that name has signed in yet; they must sign in once.',
+  err_too_large: 'This is larger than the server allows.',
+  err_import_refused: 'This Markdown file cannot be imported.',
+  err_import_busy: 'Too many imports at once. Try again shortly.',
+  err_ambiguous_user: 'More than one person has that e-mail address. Share by user id instead.',
+  err_rate_limited: 'Too many requests. Try again shortly.',
+  err_method_not_allowed: 'That action is not allowed here.',
+  err_unavailable: 'The server cannot reach its storage right now. Try again shortly.',
+  err_internal: 'Something went wrong on the server.',
+  err_foreign_origin: 'Pages from other sites may not open documents here.',
+  err_too_many_sockets: 'You have too many connections open. Close some tabs.',
+  err_too_many_documents_open: 'You have too many documents open. Close some.',
+  err_restart: 'The server is restarting. Reconnecting…',
+  err_malformed: 'The app sent a message the server could not read.',
+  err_invalid_update: 'A change could not be applied. Reload the page.',
+  err_awareness_too_large: 'Your presence information is too large.',
+  err_slow_reader: 'The connection was too slow to keep up. Reconnecting…',
+  err_room_failed: 'The document failed on the server. Reload the page.',
+  err_document_too_large: 'This document reached its size limit; the last change was not saved.',
+  err_frame_too_large: 'A change was larger than the server allows.',
+  err_protocol_error: 'The connection broke. Reconnecting…',
+  err_text_frame: 'The app sent a message the server could not read.',
 };
 
 export type Key = keyof typeof en;
@@ -307,6 +338,37 @@ const ko: Dict = {
   notFoundLead: '이 주소에는 아무것도 없습니다.',
   offlineStart: '오프라인 상태이며 이 기기에서 두레를 연 적이 없습니다.',
   serverError: '문제가 발생했습니다: {message}',
+  localUser: '로컬 사용자',
+  shareLocalNote: '로컬 모드에는 공유할 사용자, 그룹, 기관이 없습니다. 이 컴퓨터에서 두레를 쓰는 사람은 누구나 링크를 열 수 있습니다.',
+  // Stable error codes from the server (gateway/src/error_code.rs): API errors and close reasons.
+  err_bad_request: '요청이 올바르지 않습니다.',
+  err_unauthenticated: '먼저 로그인하세요.',
+  err_forbidden: '접근 권한이 없습니다.',
+  err_not_found: '이 문서는 삭제되었거나 존재하지 않습니다.',
+  err_conflict: '지금 문서 상태와 맞지 않는 변경입니다.',
+  err_quota_exceeded: '소유할 수 있는 문서 수에 도달했습니다. 일부를 삭제하고 휴지통을 비우세요.',
+  err_unknown_user: '그 이름으로 로그인한 사용자가 아직 없습니다. 먼저 한 번 로그인해야 합니다.',
+  err_too_large: '서버가 허용하는 크기보다 큽니다.',
+  err_import_refused: '이 Markdown 파일은 가져올 수 없습니다.',
+  err_import_busy: '가져오기가 너무 많이 진행 중입니다. 잠시 후 다시 시도하세요.',
+  err_ambiguous_user: '그 이메일 주소를 쓰는 사람이 여러 명입니다. 사용자 ID로 공유하세요.',
+  err_rate_limited: '요청이 너무 많습니다. 잠시 후 다시 시도하세요.',
+  err_method_not_allowed: '여기서는 허용되지 않는 작업입니다.',
+  err_unavailable: '서버가 지금 저장소에 연결할 수 없습니다. 잠시 후 다시 시도하세요.',
+  err_internal: '서버에서 문제가 발생했습니다.',
+  err_foreign_origin: '다른 사이트의 페이지는 여기서 문서를 열 수 없습니다.',
+  err_too_many_sockets: '열린 연결이 너무 많습니다. 탭을 몇 개 닫으세요.',
+  err_too_many_documents_open: '열린 문서가 너무 많습니다. 몇 개를 닫으세요.',
+  err_restart: '서버가 다시 시작하는 중입니다. 다시 연결합니다…',
+  err_malformed: '앱이 보낸 메시지를 서버가 읽을 수 없습니다.',
+  err_invalid_update: '변경을 적용할 수 없습니다. 페이지를 새로 고치세요.',
+  err_awareness_too_large: '접속 정보가 너무 큽니다.',
+  err_slow_reader: '연결이 너무 느립니다. 다시 연결합니다…',
+  err_room_failed: '서버에서 문서에 문제가 생겼습니다. 페이지를 새로 고치세요.',
+  err_document_too_large: '이 문서가 크기 제한에 도달하여 마지막 변경은 저장되지 않았습니다.',
+  err_frame_too_large: '변경이 서버가 허용하는 크기보다 큽니다.',
+  err_protocol_error: '연결이 끊어졌습니다. 다시 연결합니다…',
+  err_text_frame: '앱이 보낸 메시지를 서버가 읽을 수 없습니다.',
 };
 
 export type Lang = 'en' | 'ko';
@@ -375,3 +437,11 @@ export function fullTime(iso: string): string {
 }
 
 document.documentElement.lang = current;
+
+/**
+ * What to show for a stable error code from the server (an API error's `error`, a socket's
+ * close reason): its translation, or `fallback` for a code this app does not know.
+ */
+export function errorText(code: string, fallback: string): string {
+  return Object.prototype.hasOwnProperty.call(en, 'err_' + code) ? t(('err_' + code) as Key) : fallback;
+}

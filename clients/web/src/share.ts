@@ -2,6 +2,7 @@ import { api, type DocMeta, type Role, type Share, type User } from './api';
 import { h, icon, replace } from './dom';
 import { t } from './i18n';
 import { docPath } from './router';
+import { displayName, session } from './session';
 import { avatar, colorFor } from './ui/avatar';
 import { openDialog } from './ui/dialog';
 import { I } from './ui/icons';
@@ -20,7 +21,7 @@ function roleSelect(value: Role, label: string, onChange: (r: Role) => void): HT
   return sel;
 }
 
-/** The sharing dialog (owners): people, groups, organisation-wide access, copy link. */
+/** The sharing dialog (owners): people, groups, organisation-wide access, copy link (local mode: the link only). */
 export function openShareDialog(initial: DocMeta, onUpdated: (meta: DocMeta) => void): void {
   let meta = initial;
   openDialog(
@@ -49,8 +50,8 @@ export function openShareDialog(initial: DocMeta, onUpdated: (meta: DocMeta) => 
           h(
             'li',
             { class: 'share-row' },
-            avatar(meta.owner.name, colorFor(meta.owner.id), 'md'),
-            h('span', { class: 'share-who' }, h('span', { class: 'share-name' }, meta.owner.name)),
+            avatar(displayName(meta.owner.id, meta.owner.name), colorFor(meta.owner.id), 'md'),
+            h('span', { class: 'share-who' }, h('span', { class: 'share-name' }, displayName(meta.owner.id, meta.owner.name))),
             h('span', { class: 'muted small' }, t('roleOwner')),
           ),
           people.map((s) => {
@@ -165,7 +166,8 @@ export function openShareDialog(initial: DocMeta, onUpdated: (meta: DocMeta) => 
         if (kind !== 'user') return;
         clearTimeout(searchTimer);
         const q = who.value.trim();
-        if (!q) {
+        // The server searches from 2 characters on (a shorter query is refused).
+        if ([...q].length < 2) {
           suggest.hidden = true;
           return;
         }
@@ -258,10 +260,17 @@ export function openShareDialog(initial: DocMeta, onUpdated: (meta: DocMeta) => 
         h('span', {}, t('copyLink')),
       );
 
+      const actions = h('div', { class: 'dialog-actions dialog-actions-split' }, copy, h('button', { class: 'btn btn-primary', type: 'button', onclick: () => d.close() }, t('done')));
+      if (session.config.mode === 'local') {
+        // Local mode has one user and no directory: people, groups and "the whole
+        // organisation" do not exist, so only the link is offered.
+        d.body.append(h('p', { class: 'muted', 'data-testid': 'share-local-note' }, t('shareLocalNote')), actions);
+        return;
+      }
       d.body.append(
         h('section', { class: 'stack' }, h('h3', { class: 'section-label' }, t('addPeople')), kindToggle, add),
         h('section', { class: 'stack' }, h('h3', { class: 'section-label' }, t('peopleWithAccess')), list, orgSlot),
-        h('div', { class: 'dialog-actions dialog-actions-split' }, copy, h('button', { class: 'btn btn-primary', type: 'button', onclick: () => d.close() }, t('done'))),
+        actions,
       );
       render();
       queueMicrotask(() => who.focus());

@@ -1,4 +1,5 @@
 import { exportUrl } from './api';
+import { errorText } from './i18n';
 
 /** Lets the user choose a .md file; resolves its text and a title from its name. */
 export function pickMarkdownFile(): Promise<{ title: string; text: string } | null> {
@@ -29,8 +30,9 @@ export async function downloadExport(id: string, title: string, format: 'md' | '
   if (!res.ok) {
     let message = res.statusText || String(res.status);
     try {
-      const body = (await res.json()) as { message?: string };
+      const body = (await res.json()) as { error?: string; message?: string };
       if (body.message) message = body.message;
+      if (body.error) message = errorText(body.error, message);
     } catch {
       // keep the status text
     }

@@ -470,7 +470,7 @@ impl Catalog {
         let key = match user_key(&who.id) {
             Ok(k) => k,
             Err(e) => {
-                warn!(error = %e, "user id cannot be stored");
+                dure_collab::warn_limited!(error = %e, "user id cannot be stored");
                 return;
             }
         };
@@ -481,7 +481,7 @@ impl Catalog {
                     .put(&key, Bytes::from(body), PutCondition::None)
                     .await
                 {
-                    warn!(error = %e, "could not record the user");
+                    dure_collab::warn_limited!(error = %e, "could not record the user");
                 }
             }
             Err(e) => warn!(error = %e, "could not encode the user"),

@@ -2,6 +2,7 @@
 //! authenticates every request (local user, session cookie with an allowed Origin for
 //! changes, or a bearer token).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
@@ -10,45 +11,64 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tracing::debug;
+use tracing::{debug, error};
 
 use crate::auth::{AuthFailure, Identity, Principal};
 use crate::client_addr::ClientAddr;
 use crate::docs::CatalogError;
+use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
+/// A JSON error: `{"error": "<code>", "message": "<sentence>"}`. Client mistakes may carry
+/// a sentence written here about the request; server-side failures only ever carry their
+/// code's generic sentence, and their detail is logged ([`ApiError::unavailable`],
+/// [`ApiError::internal`]).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
+    pub code: ErrorCode,
+    pub message: Cow<'static, str>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// A client-caused error with a sentence about the request (never about the server).
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         ApiError {
             status,
             code,
             message: message.into(),
         }
     }
-    pub fn bad_request(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
+    /// An error with its code's generic sentence.
+    pub fn of(status: StatusCode, code: ErrorCode) -> Self {
+        Self::new(status, code, code.message())
     }
-    pub fn forbidden(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", m)
+    pub fn bad_request(m: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, m)
+    }
+    pub fn forbidden(m: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, m)
     }
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such document")
+        Self::of(StatusCode::NOT_FOUND, ErrorCode::NotFound)
     }
-    pub fn unavailable(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+    /// The store (or another service) failed: `detail` is logged, the client gets 503 and
+    /// the generic sentence (no key, path, bucket or endpoint).
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        dure_collab::warn_limited!(error = %detail, code = "unavailable", "request failed: storage unavailable");
+        Self::of(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
+    }
+    /// A server bug or unreadable stored data: `detail` is logged at ERROR, the client gets
+    /// 500 and the generic sentence.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        error!(error = %detail, code = "internal", "request failed: internal error");
+        Self::of(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": self.code, "message": self.message});
+        let mut body = json!({"error": self.code.as_str(), "message": self.message});
         if self.status == StatusCode::UNAUTHORIZED {
             body["login"] = json!("/auth/login");
         }
@@ -60,14 +80,16 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::NotFound => ApiError::not_found(),
-            CatalogError::Refused(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            CatalogError::Store(e) => ApiError::unavailable(format!("store: {e}")),
+            CatalogError::Refused(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, m),
+            CatalogError::Store(e) => ApiError::unavailable(e),
             CatalogError::Corrupt(m) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
+                ApiError::internal(format!("stored metadata unreadable: {m}"))
             }
-            e @ CatalogError::QuotaReached { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "quota_exceeded", e.to_string())
-            }
+            e @ CatalogError::QuotaReached { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::QuotaExceeded,
+                e.to_string(),
+            ),
         }
     }
 }
@@ -75,10 +97,11 @@ impl From<CatalogError> for ApiError {
 pub fn auth_error(e: AuthFailure) -> ApiError {
     match e {
         AuthFailure::ForeignOrigin(_) => ApiError::forbidden(e.to_string()),
-        AuthFailure::Missing => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first")
+        AuthFailure::Missing => ApiError::of(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
+        // Why a token failed is for the log (the caller logs it at DEBUG), not the client.
+        AuthFailure::Invalid(_) => {
+            ApiError::of(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated)
         }
-        AuthFailure::Invalid(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m),
     }
 }
 

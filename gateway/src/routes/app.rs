@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
 
+use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
 #[derive(RustEmbed)]
@@ -178,7 +179,7 @@ fn not_found(json: bool) -> Response {
     if json {
         (
             StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({"error": "not_found", "message": "no such endpoint"})),
+            axum::Json(serde_json::json!({"error": ErrorCode::NotFound.as_str(), "message": "No such endpoint."})),
         )
             .into_response()
     } else {

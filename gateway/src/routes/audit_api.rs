@@ -50,6 +50,6 @@ async fn audit(
         .audit
         .query(&query)
         .await
-        .map_err(|e| ApiError::unavailable(format!("store: {e}")))?;
+        .map_err(ApiError::unavailable)?;
     Ok(Json(json!({ "events": events })))
 }

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bytes::Bytes;
+use dure_collab::warn_limited;
 use dure_collab::{
     CloseReason, ConnectionReceiver, ConnectionSender, DocId, JoinError, JoinOptions, Outgoing,
     PresenceUser,
@@ -27,6 +28,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::auth::{AuthFailure, Principal, subprotocol_token};
 use crate::client_addr::ClientAddr;
 use crate::docs::Role;
+use crate::error_code::{self, ErrorCode};
 use crate::state::AppState;
 
 mod access;
@@ -128,8 +130,8 @@ async fn doc_socket(
     // Cross-site WebSocket hijacking: a page from another origin riding on the cookie (or on
     // loopback in local mode) is refused before the upgrade.
     if let Credentials::Checked(Err(AuthFailure::ForeignOrigin(origin))) = &credentials {
-        warn!(%peer, origin = %origin, "WebSocket from a foreign origin refused");
-        state.metrics.closed("foreign_origin");
+        warn_limited!(%peer, origin = %origin, "WebSocket from a foreign origin refused");
+        state.metrics.closed(ErrorCode::ForeignOrigin.as_str());
         return (
             StatusCode::FORBIDDEN,
             format!("origin {origin} may not open documents here\n"),
@@ -202,11 +204,11 @@ async fn serve(
         Ok(p) => p,
         Err(reason) => {
             debug!(reason = %reason, "socket not authenticated");
-            state.metrics.closed("unauthorized");
+            state.metrics.closed(ErrorCode::Unauthenticated.as_str());
             let _ = socket
                 .send(close_message(
                     code::UNAUTHORIZED,
-                    &format!("not signed in: {reason}"),
+                    ErrorCode::Unauthenticated,
                 ))
                 .await;
             return;
@@ -220,15 +222,16 @@ async fn serve(
         Ok(slot) => slot,
         Err((code, reason, label)) => {
             debug!(reason = %reason, "socket over quota");
-            state.metrics.closed(label);
-            let _ = socket.send(close_message(code, &reason)).await;
+            state.metrics.closed(label.as_str());
+            let _ = socket.send(close_message(code, label)).await;
             return;
         }
     };
     if let Err((code, reason, label)) = access::create_on_first_use(&state, &doc, &principal).await
     {
-        state.metrics.closed(label);
-        let _ = socket.send(close_message(code, &reason)).await;
+        debug!(reason = %reason, "document not registered");
+        state.metrics.closed(label.as_str());
+        let _ = socket.send(close_message(code, label)).await;
         return;
     }
     // Listen for access changes before checking access, so none slips in between.
@@ -237,8 +240,8 @@ async fn serve(
         Admission::Role(role) => role,
         Admission::Refuse(code, reason, label) => {
             debug!(reason = %reason, "socket refused");
-            state.metrics.closed(label);
-            let _ = socket.send(close_message(code, &reason)).await;
+            state.metrics.closed(label.as_str());
+            let _ = socket.send(close_message(code, label)).await;
             return;
         }
     };
@@ -262,20 +265,22 @@ async fn serve(
     let conn = match timeout(Duration::from_secs(30), state.rooms.join(&doc, opts)).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
-            let code = match e {
-                JoinError::ShuttingDown => code::RESTART,
-                JoinError::Unavailable(_) | JoinError::Retry => code::INTERNAL,
+            let (code, label) = match e {
+                JoinError::ShuttingDown => (code::RESTART, ErrorCode::Restart),
+                JoinError::Unavailable(_) | JoinError::Retry => {
+                    (code::INTERNAL, ErrorCode::Unavailable)
+                }
             };
-            warn!(error = %e, "refusing connection");
-            state.metrics.closed("unavailable");
-            let _ = socket.send(close_message(code, &e.to_string())).await;
+            warn_limited!(error = %e, "refusing connection");
+            state.metrics.closed(label.as_str());
+            let _ = socket.send(close_message(code, label)).await;
             return;
         }
         Err(_) => {
             warn!("document took too long to load; refusing connection");
-            state.metrics.closed("unavailable");
+            state.metrics.closed(ErrorCode::Unavailable.as_str());
             let _ = socket
-                .send(close_message(code::INTERNAL, "document load timed out"))
+                .send(close_message(code::INTERNAL, ErrorCode::Unavailable))
                 .await;
             return;
         }
@@ -307,9 +312,9 @@ async fn serve(
         c = watch_access(&state, &doc, principal, changes, &writable) => Some(c),
     };
     if let Some((code, reason, label)) = ended {
-        warn!(code, reason = %reason, "closing connection");
-        state.metrics.closed(label);
-        let _ = sink.send(close_message(code, &reason)).await;
+        warn_limited!(code, error = %label, reason = %reason, "closing connection");
+        state.metrics.closed(label.as_str());
+        let _ = sink.send(close_message(code, label)).await;
     }
     // Give the peer a moment to read the close frame and answer before the TCP connection
     // goes (a no-op when the peer already left).
@@ -325,7 +330,9 @@ async fn serve(
     debug!("disconnected");
 }
 
-type Close = (u16, String, &'static str);
+/// A close to send: the close code, the detail (for the log only) and the stable code sent
+/// as the close reason.
+type Close = (u16, String, ErrorCode);
 
 /// Reads frames into the room. Returns a close to send when the peer broke the rules,
 /// `None` when the peer left.
@@ -371,7 +378,7 @@ async fn read_loop(
                 return Some((
                     code::UNSUPPORTED_DATA,
                     "text frames are not part of the protocol; send binary".into(),
-                    "text_frame",
+                    ErrorCode::TextFrame,
                 ));
             }
             Message::Close(_) => return None,
@@ -383,13 +390,15 @@ async fn read_loop(
 fn frame_error(e: axum::Error) -> Option<Close> {
     let inner = e.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(c)) => {
-            Some((code::TOO_BIG, format!("frame too large: {c}"), "too_big"))
-        }
+        Some(tungstenite::Error::Capacity(c)) => Some((
+            code::TOO_BIG,
+            format!("frame too large: {c}"),
+            ErrorCode::FrameTooLarge,
+        )),
         Some(tungstenite::Error::Protocol(p)) => Some((
             code::PROTOCOL_ERROR,
             format!("websocket protocol error: {p}"),
-            "ws_protocol",
+            ErrorCode::ProtocolError,
         )),
         _ => {
             debug!(error = %inner, "socket error");
@@ -446,8 +455,13 @@ async fn write_loop(
                 }
             }
             Outgoing::Close(reason) => {
+                // The detail (a yrs message, a limit) is for the log; the client gets the code.
+                debug!(reason = %reason, "the room closed the connection");
                 let _ = sink
-                    .send(close_message(close_code(&reason), &reason.to_string()))
+                    .send(close_message(
+                        close_code(&reason),
+                        error_code::of_close(&reason),
+                    ))
                     .await;
                 return;
             }
@@ -455,14 +469,11 @@ async fn write_loop(
     }
 }
 
-fn close_message(code: u16, reason: &str) -> Message {
-    // A close reason must fit in 123 bytes of UTF-8.
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
+/// A close frame whose reason is the stable code (short ASCII: it fits the 123 bytes a
+/// close reason may hold).
+fn close_message(code: u16, reason: ErrorCode) -> Message {
     Message::Close(Some(CloseFrame {
         code,
-        reason: reason[..end].into(),
+        reason: reason.as_str().into(),
     }))
 }

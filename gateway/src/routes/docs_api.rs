@@ -18,6 +18,7 @@ use crate::auth::Identity;
 use crate::docs::catalog::{FindUser, now_ms};
 use crate::docs::meta::clean_title;
 use crate::docs::{DocMeta, Role, Share, ShareKind};
+use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -232,14 +233,14 @@ async fn share(
             let user = state.catalog.find_user(who).map_err(|e| match e {
                 FindUser::Unknown => ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "unknown_user",
+                    ErrorCode::UnknownUser,
                     format!(
                         "nobody with the id or verified e-mail address {who:?} has signed in yet; they must sign in once"
                     ),
                 ),
                 FindUser::Ambiguous(_) => ApiError::new(
                     StatusCode::CONFLICT,
-                    "ambiguous_user",
+                    ErrorCode::AmbiguousUser,
                     format!("{e} ({who:?})"),
                 ),
             })?;
@@ -333,7 +334,7 @@ async fn revoke_share(
     {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no such share",
         ));
     }
@@ -378,7 +379,7 @@ async fn restore(
     if meta.deleted_at.is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "conflict",
+            ErrorCode::Conflict,
             "the document is not in the trash",
         ));
     }
@@ -426,7 +427,7 @@ async fn users(
     if let Err(wait) = state.auth.user_search_limit.check(&caller.identity().id) {
         let mut resp = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!(
                 "too many people searches; try again in {} s (user_search_rate_per_minute)",
                 wait.as_secs()

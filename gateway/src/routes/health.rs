@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::state::AppState;
@@ -61,12 +61,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, body)
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
+/// `/metrics` on the main listener, unless `metrics_listen` moved it to its own.
+async fn metrics(State(state): State<AppState>) -> Response {
+    if state.config.metrics_listen.is_some() {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    crate::metrics_listen::response(&state.metrics).into_response()
 }

@@ -23,5 +23,17 @@ pub fn router(state: AppState) -> Router {
         .merge(transfer::routes())
         // Last: the app's router carries the fallback (its index.html for app paths).
         .merge(app::routes())
+        // A panic in a handler answers 500 with the stable error shape; the panic hook
+        // (logging.rs) has logged it at ERROR.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    api::ApiError::of(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        crate::error_code::ErrorCode::Internal,
+    )
+    .into_response()
 }

@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::api::{ApiError, Caller};
 use crate::auth::oidc::{LOGIN_TTL, OidcError};
@@ -131,7 +131,7 @@ async fn login(
             error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
         Err(e) => {
-            warn!(error = %e, "sign-in could not start");
+            dure_collab::warn_limited!(error = %e, "sign-in could not start");
             error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
     }
@@ -160,7 +160,7 @@ async fn callback(
     };
     if let Some(err) = q.get("error") {
         let desc = q.get("error_description").map(String::as_str).unwrap_or("");
-        warn!(error = %err, "the identity provider refused the sign-in");
+        dure_collab::warn_limited!(error = %err, "the identity provider refused the sign-in");
         return error_page(
             StatusCode::BAD_REQUEST,
             &format!("The identity provider said: {err} {desc}"),
@@ -176,7 +176,7 @@ async fn callback(
     let signed = match oidc.finish_login(code, csrf, login_cookie.as_deref()).await {
         Ok(s) => s,
         Err(e) => {
-            warn!(error = %e, "sign-in refused");
+            dure_collab::warn_limited!(error = %e, "sign-in refused");
             return error_page(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
@@ -186,7 +186,7 @@ async fn callback(
     let (cookie, _key, record) = match sessions.create(&signed).await {
         Ok(s) => s,
         Err(e) => {
-            warn!(error = %e, "could not store a new session");
+            dure_collab::warn_limited!(error = %e, "could not store a new session");
             return error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Signed in, but this server could not store the session right now (its storage is not answering). Try again in a minute.",

@@ -17,6 +17,7 @@ use super::api::{ApiError, Caller};
 use super::docs_api::view;
 use crate::docs::Role;
 use crate::docs::meta::clean_title;
+use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -132,7 +133,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!("the Markdown file is larger than {max} bytes (import_max_bytes)"),
         )
     };
@@ -173,7 +174,7 @@ async fn discard(body: Body, max: usize) {
 fn import_refused(e: &richtext::ImportError) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "import_refused",
+        ErrorCode::ImportRefused,
         format!("cannot import this Markdown: {e}"),
     )
 }
@@ -190,7 +191,13 @@ async fn import(
     let mut ticket = state
         .imports
         .try_begin(&caller.identity().id)
-        .map_err(|e| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "import_busy", e.to_string()))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::ImportBusy,
+                e.to_string(),
+            )
+        })?;
     state
         .catalog
         .check_quota(caller.identity(), limits.max_docs_per_user)?;
@@ -216,22 +223,26 @@ async fn import(
     // Parsing a few MiB takes a good fraction of a second: off the async threads. The
     // ticket goes with the parse, so it is held until the parse ends even if the client
     // leaves.
-    ticket
-        .start_parse()
-        .map_err(|e| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "import_busy", e.to_string()))?;
+    ticket.start_parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::ImportBusy,
+            e.to_string(),
+        )
+    })?;
     let import_limits = limits.import;
     let update = tokio::task::spawn_blocking(move || {
         let _ticket = ticket;
         richtext::from_markdown_limited(&text, &import_limits)
     })
     .await
-    .map_err(|e| ApiError::unavailable(format!("import failed: {e}")))?
+    .map_err(|e| ApiError::internal(format!("import task failed: {e}")))?
     .map_err(|e| import_refused(&e))?;
     let max_doc = state.config.rooms.max_doc_bytes;
     if update.len() as u64 > max_doc {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!(
                 "the imported document would take {} bytes, more than the {max_doc} allowed (max_doc_bytes)",
                 update.len()
@@ -245,7 +256,7 @@ async fn import(
     let id: DocId = meta
         .id
         .parse()
-        .map_err(|_| ApiError::unavailable("bad id"))?;
+        .map_err(|_| ApiError::internal("the catalog made an invalid document id"))?;
     // The content is stored before anyone can open the document: the first log entry.
     if let Err(e) = state
         .rooms
@@ -254,7 +265,7 @@ async fn import(
         .await
     {
         let _ = state.catalog.remove(&id).await;
-        return Err(ApiError::unavailable(format!("store: {e}")));
+        return Err(ApiError::unavailable(e));
     }
     caller
         .audit(

@@ -42,8 +42,8 @@ impl From<&str> for Secret {
 /// How requests are signed.
 #[derive(Clone, PartialEq, Eq)]
 pub enum S3Credentials {
-    /// Keys given in Dure's own configuration (settings `s3.access_key_id`,
-    /// `s3.secret_access_key`, optionally `s3.session_token`).
+    /// Keys given in Dure's own configuration (settings `s3_access_key_id`,
+    /// `s3_secret_access_key`, optionally `s3_session_token`).
     Static {
         access_key_id: String,
         secret_access_key: Secret,
@@ -89,22 +89,22 @@ impl fmt::Debug for MaskedId<'_> {
 /// Where and how to store objects on an S3-compatible service.
 #[derive(Clone, Debug)]
 pub struct S3Config {
-    /// Setting `s3.bucket`. Must exist: Dure never creates buckets.
+    /// Setting `s3_bucket`. Must exist: Dure never creates buckets.
     pub bucket: String,
-    /// Setting `s3.prefix`: a key prefix inside the bucket (`dure/prod` stores
+    /// Setting `s3_prefix`: a key prefix inside the bucket (`dure/prod` stores
     /// `docs/x/log/…` as `dure/prod/docs/x/log/…`), so one bucket can hold several
     /// deployments. Leading and trailing `/` are ignored.
     pub prefix: Option<String>,
-    /// Setting `s3.region`. S3-compatible stores mostly accept any; `us-east-1` is the usual.
+    /// Setting `s3_region`. S3-compatible stores mostly accept any; `us-east-1` is the usual.
     pub region: String,
-    /// Setting `s3.endpoint`: an `http://` or `https://` URL for a non-AWS service (MinIO,
+    /// Setting `s3_endpoint`: an `http://` or `https://` URL for a non-AWS service (MinIO,
     /// Ceph RGW, Garage). `None` means AWS S3 in `region`.
     pub endpoint: Option<String>,
-    /// Setting `s3.path_style`: address the bucket as `endpoint/bucket/key` instead of
+    /// Setting `s3_path_style`: address the bucket as `endpoint/bucket/key` instead of
     /// `bucket.endpoint/key`. Most self-hosted services need it.
     pub path_style: bool,
     pub credentials: S3Credentials,
-    /// Setting `s3.request_timeout`: the longest one S3 request may take, the SDK's own retry
+    /// Setting `s3_request_timeout`: the longest one S3 request may take, the SDK's own retry
     /// included. A server that stops answering turns into [`StoreError::Unavailable`] after
     /// this long, never into a hang.
     pub request_timeout: Duration,
@@ -138,25 +138,25 @@ impl S3Config {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
         if !bucket_ok {
             return Err(StoreError::Misconfigured(format!(
-                "bucket name {bucket:?} is not valid: at least 3 characters of a-z, 0-9, '.', '-' (setting s3.bucket)"
+                "bucket name {bucket:?} is not valid: at least 3 characters of a-z, 0-9, '.', '-' (setting s3_bucket (--s3-bucket, DURE_S3_BUCKET))"
             )));
         }
         if self.region.trim().is_empty() {
             return Err(StoreError::Misconfigured(
-                "the region is empty (setting s3.region; use us-east-1 for most S3-compatible services)".into(),
+                "the region is empty (setting s3_region (--s3-region, DURE_S3_REGION); use us-east-1 for most S3-compatible services)".into(),
             ));
         }
         if let Some(endpoint) = &self.endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         {
             return Err(StoreError::Misconfigured(format!(
-                "endpoint {:?} is not an http:// or https:// URL (setting s3.endpoint)",
+                "endpoint {:?} is not an http:// or https:// URL (setting s3_endpoint (--s3-endpoint, DURE_S3_ENDPOINT))",
                 redact_userinfo(endpoint)
             )));
         }
         if self.request_timeout.is_zero() {
             return Err(StoreError::Misconfigured(
-                "the request timeout is zero (setting s3.request_timeout)".into(),
+                "the request timeout is zero (setting s3_request_timeout (--s3-request-timeout, DURE_S3_REQUEST_TIMEOUT))".into(),
             ));
         }
         if let Some(prefix) = self.normalized_prefix() {
@@ -165,7 +165,7 @@ impl S3Config {
                 .all(|s| !s.is_empty() && s != "." && s != "..");
             if !segments_ok {
                 return Err(StoreError::Misconfigured(format!(
-                    "key prefix {prefix:?} has an empty or relative segment (setting s3.prefix)"
+                    "key prefix {prefix:?} has an empty or relative segment (setting s3_prefix (--s3-prefix, DURE_S3_PREFIX))"
                 )));
             }
         }
@@ -177,7 +177,7 @@ impl S3Config {
             && (access_key_id.is_empty() || secret_access_key.expose().is_empty())
         {
             return Err(StoreError::Misconfigured(
-                "static credentials need both s3.access_key_id and s3.secret_access_key".into(),
+                "static credentials need both s3_access_key_id (--s3-access-key-id, DURE_S3_ACCESS_KEY_ID) and s3_secret_access_key (--s3-secret-access-key, DURE_S3_SECRET_ACCESS_KEY)".into(),
             ));
         }
         Ok(())
@@ -251,28 +251,28 @@ mod tests {
             Err(StoreError::Misconfigured(m)) => assert!(m.contains(setting), "{m}"),
             other => panic!("expected Misconfigured naming {setting}, got {other:?}"),
         };
-        bad(S3Config::new("ab"), "s3.bucket");
-        bad(S3Config::new("a/b"), "s3.bucket");
+        bad(S3Config::new("ab"), "s3_bucket");
+        bad(S3Config::new("a/b"), "s3_bucket");
         bad(
             S3Config {
                 endpoint: Some("localhost:9000".into()),
                 ..S3Config::new("bucket")
             },
-            "s3.endpoint",
+            "s3_endpoint",
         );
         bad(
             S3Config {
                 prefix: Some("a//b".into()),
                 ..S3Config::new("bucket")
             },
-            "s3.prefix",
+            "s3_prefix",
         );
         bad(
             S3Config {
                 request_timeout: Duration::ZERO,
                 ..S3Config::new("bucket")
             },
-            "s3.request_timeout",
+            "s3_request_timeout",
         );
         assert!(
             S3Config {

@@ -39,14 +39,14 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     pub(crate) fn timed_out(&self) -> StoreError {
         StoreError::Unavailable(format!(
-            "S3 at {} did not answer {} within {:?} (check that the service is up and that setting s3.endpoint points at it)",
+            "S3 at {} did not answer {} within {:?} (check that the service is up and that setting s3_endpoint (--s3-endpoint, DURE_S3_ENDPOINT) points at it)",
             self.endpoint, self.op, self.timeout
         ))
     }
 
     pub(crate) fn misconfigured_bucket_missing(&self) -> StoreError {
         StoreError::Misconfigured(format!(
-            "bucket \"{}\" does not exist (setting s3.bucket) at {}",
+            "bucket \"{}\" does not exist (setting s3_bucket (--s3-bucket, DURE_S3_BUCKET)) at {}",
             self.bucket, self.endpoint
         ))
     }
@@ -81,7 +81,7 @@ where
                 "failed"
             };
             Failure::Store(StoreError::Unavailable(format!(
-                "request {} to S3 at {} {what} (check setting s3.endpoint and the network): {}",
+                "request {} to S3 at {} {what} (check setting s3_endpoint (--s3-endpoint, DURE_S3_ENDPOINT) and the network): {}",
                 ctx.op,
                 ctx.endpoint,
                 chain(&err)
@@ -164,7 +164,7 @@ pub(crate) fn classify_response(
             | "ExpiredToken"
             | "TokenRefreshRequired",
         ) => misconfigured(format!(
-            "S3 at {} refused the credentials for bucket \"{}\" on {} ({detail}): check settings s3.access_key_id / s3.secret_access_key (or the AWS credential chain when they are unset) and the bucket's permissions",
+            "S3 at {} refused the credentials for bucket \"{}\" on {} ({detail}): check settings s3_access_key_id (--s3-access-key-id, DURE_S3_ACCESS_KEY_ID) / s3_secret_access_key (--s3-secret-access-key, DURE_S3_SECRET_ACCESS_KEY) (or the AWS credential chain when they are unset) and the bucket's permissions",
             ctx.endpoint, ctx.bucket, ctx.op
         )),
         (301 | 307, _)
@@ -178,7 +178,7 @@ pub(crate) fn classify_response(
                 .map(|r| format!("; the bucket is in {r:?}"))
                 .unwrap_or_default();
             misconfigured(format!(
-                "bucket \"{}\" is not reachable with region {:?} at {} ({detail}{actual}): check settings s3.region and s3.endpoint",
+                "bucket \"{}\" is not reachable with region {:?} at {} ({detail}{actual}): check settings s3_region (--s3-region, DURE_S3_REGION) and s3_endpoint (--s3-endpoint, DURE_S3_ENDPOINT)",
                 ctx.bucket, ctx.region, ctx.endpoint
             ))
         }
@@ -192,7 +192,7 @@ pub(crate) fn classify_response(
         (409, _) => unavailable("S3 reported a conflicting operation"),
         (500..=599, _) => unavailable("S3 server error"),
         (400, _) => misconfigured(format!(
-            "S3 at {} rejected {} as invalid ({detail}): check settings s3.region, s3.endpoint and s3.path_style",
+            "S3 at {} rejected {} as invalid ({detail}): check settings s3_region (--s3-region, DURE_S3_REGION), s3_endpoint (--s3-endpoint, DURE_S3_ENDPOINT) and s3_path_style (--s3-path-style, DURE_S3_PATH_STYLE)",
             ctx.endpoint, ctx.op
         )),
         _ => misconfigured(format!(
@@ -232,7 +232,7 @@ fn credentials_chain_error(err: &CredentialsError) -> StoreError {
     match err {
         CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) => {
             StoreError::Misconfigured(format!(
-                "no usable S3 credentials: set s3.access_key_id and s3.secret_access_key, or configure the AWS credential chain (environment, profile, web identity): {text}"
+                "no usable S3 credentials: set s3_access_key_id (--s3-access-key-id, DURE_S3_ACCESS_KEY_ID) and s3_secret_access_key (--s3-secret-access-key, DURE_S3_SECRET_ACCESS_KEY), or configure the AWS credential chain (environment, profile, web identity): {text}"
             ))
         }
         _ => StoreError::Unavailable(format!(
@@ -288,7 +288,7 @@ mod tests {
             &ctx(),
         ));
         assert!(
-            matches!(&e, StoreError::Misconfigured(m) if m.contains("refused the credentials") && m.contains("s3.secret_access_key")),
+            matches!(&e, StoreError::Misconfigured(m) if m.contains("refused the credentials") && m.contains("s3_secret_access_key")),
             "{e}"
         );
         let e = store(classify_response(
@@ -299,7 +299,7 @@ mod tests {
             &ctx(),
         ));
         assert!(
-            matches!(&e, StoreError::Misconfigured(m) if m.contains("bucket \"b\" does not exist (setting s3.bucket)")),
+            matches!(&e, StoreError::Misconfigured(m) if m.contains("bucket \"b\" does not exist (setting s3_bucket (--s3-bucket, DURE_S3_BUCKET))")),
             "{e}"
         );
         let e = store(classify_response(
@@ -310,7 +310,7 @@ mod tests {
             &ctx(),
         ));
         assert!(
-            matches!(&e, StoreError::Misconfigured(m) if m.contains("s3.region") && m.contains("eu-west-1")),
+            matches!(&e, StoreError::Misconfigured(m) if m.contains("s3_region") && m.contains("eu-west-1")),
             "{e}"
         );
         let e = store(classify_response(

@@ -144,7 +144,7 @@ async fn missing_bucket_is_misconfigured_and_names_it() {
     eprintln!("missing bucket: {err}");
     match err {
         StoreError::Misconfigured(m) => assert!(
-            m.contains("bucket \"no-such-bucket\" does not exist (setting s3.bucket)"),
+            m.contains("bucket \"no-such-bucket\" does not exist (setting s3_bucket (--s3-bucket, DURE_S3_BUCKET))"),
             "{m}"
         ),
         other => panic!("expected Misconfigured, got {other:?}"),
@@ -172,7 +172,7 @@ async fn unreachable_endpoint_is_unavailable_within_the_timeout() {
         started.elapsed()
     );
     match &err {
-        StoreError::Unavailable(m) => assert!(m.contains("s3.endpoint"), "{m}"),
+        StoreError::Unavailable(m) => assert!(m.contains("s3_endpoint"), "{m}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
     assert!(err.is_retryable());
@@ -194,7 +194,7 @@ async fn unreachable_endpoint_is_unavailable_within_the_timeout() {
     eprintln!("silent server, after {took:?}: {err}");
     assert!(took < request_timeout + SLACK, "took {took:?}");
     assert!(
-        matches!(&err, StoreError::Unavailable(m) if m.contains("s3.endpoint")),
+        matches!(&err, StoreError::Unavailable(m) if m.contains("s3_endpoint")),
         "{err:?}"
     );
 }
@@ -335,7 +335,7 @@ async fn wrong_secret_key_is_refused_by_a_signature_checking_server() {
     match &err {
         StoreError::Misconfigured(m) => {
             assert!(m.contains("refused the credentials"), "{m}");
-            assert!(m.contains("s3.secret_access_key"), "{m}");
+            assert!(m.contains("s3_secret_access_key"), "{m}");
             assert!(!m.contains("wrong-secret"), "the secret leaked into {m}");
         }
         other => panic!("expected Misconfigured, got {other:?}"),

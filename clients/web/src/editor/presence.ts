@@ -1,5 +1,6 @@
 import { h, replace } from '../dom';
 import { t } from '../i18n';
+import { displayName } from '../session';
 import { avatar } from '../ui/avatar';
 import type { DocConnection } from './connection';
 
@@ -24,7 +25,7 @@ export function presence(conn: DocConnection): { el: HTMLElement; destroy: () =>
       const key = `${user.id ?? clientId}|${user.color ?? ''}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      people.push({ name: user.name, color: user.color ?? '#64748b' });
+      people.push({ name: displayName(user.id ?? '', user.name), color: user.color ?? '#64748b' });
     }
     people.sort((a, b) => a.name.localeCompare(b.name));
     const names = people.map((p) => p.name).join(', ');

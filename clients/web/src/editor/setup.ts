@@ -8,6 +8,7 @@ import { Placeholder } from '@tiptap/extensions';
 import StarterKit from '@tiptap/starter-kit';
 import { h } from '../dom';
 import { t } from '../i18n';
+import { displayName } from '../session';
 import type { DocConnection } from './connection';
 
 export interface PresenceUser {
@@ -81,7 +82,8 @@ export function createEditor(opts: {
 /** Another person's caret: a thin coloured bar with their name above it. */
 function renderCaret(u: Record<string, unknown>): HTMLElement {
   const color = typeof u['color'] === 'string' ? u['color'] : '#2563eb';
-  const name = typeof u['name'] === 'string' ? u['name'] : '?';
+  const raw = typeof u['name'] === 'string' ? u['name'] : '?';
+  const name = displayName(typeof u['id'] === 'string' ? u['id'] : '', raw);
   const caret = h('span', { class: 'collaboration-carets__caret' });
   caret.style.borderColor = color;
   const label = h('span', { class: 'collaboration-carets__label' }, name);

@@ -5,7 +5,7 @@ import { DocConnection, type SaveState } from '../editor/connection';
 import { presence } from '../editor/presence';
 import { FIELD, createEditor } from '../editor/setup';
 import { toolbar } from '../editor/toolbar';
-import { t, type Key } from '../i18n';
+import { errorText, t, type Key } from '../i18n';
 import { navigate } from '../router';
 import { loginUrl, session } from '../session';
 import { openShareDialog } from '../share';
@@ -95,7 +95,7 @@ export function docPage(id: string, reopen: () => void): Page {
     const s = conn.state;
     statusEl.dataset['state'] = s.kind;
     if (s.kind === 'final') {
-      statusEl.title = t(closeMessage(s.code, conn.everSynced));
+      statusEl.title = finalText(s.code, s.reason, conn.everSynced);
       replace(statusEl, icon(I.alert, 16), h('span', {}, t(closeStatus(s.code))));
       return;
     }
@@ -119,7 +119,7 @@ export function docPage(id: string, reopen: () => void): Page {
           ? h('a', { class: 'btn btn-small btn-primary', href: loginUrl() }, t('signInAgain'))
           : h('a', { class: 'btn btn-small', href: '/', 'data-link': true }, t('goToDocuments'));
       items.push(
-        h('div', { class: 'notice notice-error', role: 'alert' }, icon(I.alert), h('span', {}, t(closeMessage(s.code, conn.everSynced))), action),
+        h('div', { class: 'notice notice-error', role: 'alert' }, icon(I.alert), h('span', {}, finalText(s.code, s.reason, conn.everSynced)), action),
       );
     } else if (denied) {
       items.push(h('div', { class: 'notice notice-warn', role: 'alert' }, icon(I.lock), h('span', {}, t('permissionDenied'))));
@@ -346,6 +346,12 @@ function exposeForTests(conn: DocConnection): void {
     xml: () => conn.doc.getXmlFragment(FIELD).toString(),
     counters: () => ({ sent: conn.sent, acked: conn.acked, state: conn.state.kind }),
   };
+}
+
+/** A final close, explained: 4401/4403/4404 by their code, others by their reason code. */
+function finalText(code: number | 'other', reason: string, everSynced: boolean): string {
+  const known = t(closeMessage(code, everSynced));
+  return code === 'other' ? errorText(reason, known) : known;
 }
 
 /** What a final close means. A 4403 before any content: this person never had access. */

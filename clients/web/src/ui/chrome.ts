@@ -1,7 +1,7 @@
 import { api } from '../api';
 import { h, icon } from '../dom';
 import { lang, setLang, t } from '../i18n';
-import { session, myColor } from '../session';
+import { displayName, session, myColor } from '../session';
 import { avatar } from './avatar';
 import { I } from './icons';
 import { menuButton, type MenuItem } from './menu';
@@ -35,7 +35,7 @@ export function langSwitch(): HTMLElement {
 }
 
 export function userMenu(): HTMLElement {
-  const me = session.me;
+  const me = { ...session.me, name: displayName(session.me.id, session.me.name) };
   const button = h(
     'button',
     {

@@ -13,12 +13,13 @@ use super::{Close, code};
 use crate::auth::{Identity, Principal, Via};
 use crate::docs::Role;
 use crate::docs::catalog::now_ms;
-use crate::docs::open_quota::Slot;
+use crate::docs::open_quota::{QuotaRefusal, Slot};
+use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
 pub enum Admission {
     Role(Role),
-    Refuse(u16, String, &'static str),
+    Refuse(u16, String, ErrorCode),
 }
 
 /// The role `who` has on `doc`, or the close that refuses them.
@@ -27,19 +28,23 @@ pub fn admit(state: &AppState, doc: &DocId, who: &Identity) -> Admission {
         Some(meta) if meta.deleted_at.is_some() => Admission::Refuse(
             code::NOT_FOUND,
             "this document was deleted".into(),
-            "not_found",
+            ErrorCode::NotFound,
         ),
         Some(meta) => match meta.role_of(who) {
             Some(role) => Admission::Role(role),
             None => Admission::Refuse(
                 code::FORBIDDEN,
                 "you have no access to this document".into(),
-                "forbidden",
+                ErrorCode::Forbidden,
             ),
         },
         // Local mode keeps y-websocket's "a name is a document": created on first use.
         None if state.auth.is_local() => Admission::Role(Role::Owner),
-        None => Admission::Refuse(code::NOT_FOUND, "no such document".into(), "not_found"),
+        None => Admission::Refuse(
+            code::NOT_FOUND,
+            "no such document".into(),
+            ErrorCode::NotFound,
+        ),
     }
 }
 
@@ -58,12 +63,12 @@ pub async fn create_on_first_use(
     match Box::pin(state.catalog.register(doc, &principal.identity, max)).await {
         Ok(_) => Ok(()),
         Err(e @ crate::docs::CatalogError::QuotaReached { .. }) => {
-            Err((code::QUOTA, e.to_string(), "quota"))
+            Err((code::QUOTA, e.to_string(), ErrorCode::QuotaExceeded))
         }
         Err(e) => Err((
             code::INTERNAL,
             format!("could not register the document: {e}"),
-            "unavailable",
+            ErrorCode::Unavailable,
         )),
     }
 }
@@ -81,7 +86,13 @@ pub fn take_slot(state: &AppState, doc: &DocId, principal: &Principal) -> Result
             limits.max_sockets_per_user,
             limits.max_rooms_per_user,
         )
-        .map_err(|e| (code::TRY_AGAIN, e.to_string(), "quota"))
+        .map_err(|e| {
+            let code = match e {
+                QuotaRefusal::Sockets(_) => ErrorCode::TooManySockets,
+                QuotaRefusal::Rooms(_) => ErrorCode::TooManyDocumentsOpen,
+            };
+            (code::TRY_AGAIN, e.to_string(), code)
+        })
 }
 
 /// Whether a viewer's frame must be refused: a sync step 2 or update that changes
@@ -163,7 +174,7 @@ pub async fn watch_access(
                 // which must not sit inline in every socket's task while it idles.
                 match Box::pin(state.auth.recheck(&principal)).await {
                     Ok(p) => principal = p,
-                    Err(e) => return (code::UNAUTHORIZED, format!("signed out: {e}"), "unauthorized"),
+                    Err(e) => return (code::UNAUTHORIZED, format!("signed out: {e}"), ErrorCode::Unauthenticated),
                 }
             }
             msg = watch.doc.recv() => {
@@ -180,7 +191,7 @@ pub async fn watch_access(
                         }
                         continue;
                     }
-                    _ => return (code::UNAUTHORIZED, "signed out".into(), "unauthorized"),
+                    _ => return (code::UNAUTHORIZED, "signed out".into(), ErrorCode::Unauthenticated),
                 }
             }
         }
