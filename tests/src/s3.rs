@@ -413,7 +413,7 @@ impl MotoServer {
     }
 
     /// How many requests of moto's recent output (the last 200 lines of its request log)
-    /// start with `request_line_prefix`, e.g. `"POST /bucket?delete"`.
+    /// start with `request_line_prefix`, e.g. `"POST /bucket/?delete"`.
     pub fn requests_logged(&self, request_line_prefix: &str) -> usize {
         self.logs()
             .lines()

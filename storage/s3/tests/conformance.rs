@@ -435,12 +435,12 @@ async fn delete_many_sends_one_request_per_thousand_keys() {
     assert!(store.list("batch/").await.expect("list").is_empty());
     let logs = moto.logs();
     assert_eq!(
-        moto.requests_logged("POST /dure-batch?delete"),
+        moto.requests_logged("POST /dure-batch/?delete"),
         3,
         "expected 3 DeleteObjects requests for 2,100 keys:\n{logs}"
     );
     assert_eq!(
-        moto.requests_logged("DELETE /dure-batch/"),
+        moto.requests_logged("DELETE /dure-batch/batch/"),
         0,
         "keys were deleted one by one:\n{logs}"
     );
