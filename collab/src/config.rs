@@ -26,6 +26,10 @@ pub struct RoomConfig {
     pub compact_after_entries: usize,
     /// ... or once the log above the snapshot holds this many bytes.
     pub compact_after_bytes: u64,
+    /// How long unloading a room (idle, or at shutdown) may spend merging the log above its
+    /// snapshot into a new one, so that the next load reads one object instead of replaying
+    /// the log. Zero turns it off. A compaction cut short leaves the store as it was.
+    pub unload_compaction_timeout: Duration,
     /// Awareness states not renewed for this long are removed (y-protocols uses 30 s);
     /// removed entries are forgotten after as long again.
     pub awareness_timeout: Duration,
@@ -60,6 +64,7 @@ impl Default for RoomConfig {
             commit_interval: Duration::from_millis(20),
             compact_after_entries: 500,
             compact_after_bytes: 8 * 1024 * 1024,
+            unload_compaction_timeout: Duration::from_secs(5),
             awareness_timeout: Duration::from_secs(60),
             max_doc_bytes: 64 * 1024 * 1024,
             outbound_queue_bytes: 8 * 1024 * 1024,

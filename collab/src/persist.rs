@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dure_storage::{DocId, DocStore, LoadedLog, Snapshot, StoreError};
+use dure_storage::{
+    Appended, DocId, DocStore, LoadedLog, Snapshot, StateEncoding, StoreError, WriterId,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
-use yrs::{ReadTxn, StateVector, Transact};
 
 use crate::ConnId;
 use crate::registry::Shared;
@@ -29,8 +30,13 @@ pub(crate) struct PersistJob {
 pub(crate) enum PersistEvent {
     /// The job's log entry is durable.
     Done { acks: Vec<(ConnId, u64)> },
-    /// Entries another writer stored (found after losing an if-absent race).
-    Foreign { updates: Vec<Bytes> },
+    /// What other writers stored that this room has not seen: their entries (found after
+    /// losing an if-absent race), or after a fence the newest snapshot and the log
+    /// above it. Applying is idempotent, so passing more than is new is harmless.
+    Foreign {
+        snapshot: Option<Snapshot>,
+        updates: Vec<Bytes>,
+    },
 }
 
 /// A log entry not yet merged into a snapshot.
@@ -64,6 +70,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub(crate) struct Worker {
     doc: DocId,
     shared: Arc<Shared>,
+    /// Written into each log entry: recognises our own write when a retry finds it stored.
+    writer: WriterId,
     next_seq: u64,
     /// The entries above the newest snapshot.
     unmerged: VecDeque<Unmerged>,
@@ -84,6 +92,7 @@ impl Worker {
         Worker {
             doc,
             shared,
+            writer: WriterId::random(),
             next_seq: loaded.next_seq,
             unmerged,
             events,
@@ -99,11 +108,29 @@ impl Worker {
             self.write(*job).await;
             self.maybe_compact().await;
         }
-        // Let a running compaction finish so the next load is fast; the shutdown deadline
-        // still bounds it, and one cut short is harmless (it deletes nothing before its
-        // snapshot is stored).
-        if let Some((_, task)) = self.compaction.take() {
-            let _ = task.await;
+        // Let a running compaction finish, then merge the tail too, so the next load (after
+        // a restart, or when the document is opened again) reads one snapshot instead of
+        // replaying the log. Bounded: a store that stopped answering must not hold up the
+        // unload or the shutdown, and a compaction cut short is harmless (it deletes nothing
+        // before its snapshot is stored).
+        let limit = self.shared.cfg.unload_compaction_timeout;
+        let finish = async {
+            if let Some((_, task)) = self.compaction.take() {
+                let _ = task.await;
+            }
+            if !self.unmerged.is_empty() {
+                let (docs, doc) = (self.shared.docs.clone(), self.doc.clone());
+                match compact(docs, doc, self.next_seq).await {
+                    Ok(Some(removed)) => self.shared.observer.compacted(removed),
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(doc = %self.doc, error = %e, "compaction at unload failed; the log stays as it is")
+                    }
+                }
+            }
+        };
+        if !limit.is_zero() && tokio::time::timeout(limit, finish).await.is_err() {
+            warn!(doc = %self.doc, ?limit, "compaction at unload cut short by unload_compaction_timeout");
         }
         if self.failing {
             self.shared.observer.store_writer_state(false);
@@ -114,13 +141,16 @@ impl Worker {
         let mut backoff = BACKOFF_START;
         loop {
             let started = Instant::now();
-            match self
+            let appended = self
                 .shared
                 .docs
-                .append(&self.doc, self.next_seq, &job.updates)
-                .await
-            {
-                Ok(bytes) => {
+                .append(&self.doc, self.next_seq, &self.writer, &job.updates)
+                .await;
+            match appended {
+                Ok(Appended::Stored { bytes, own_earlier }) => {
+                    if own_earlier {
+                        info!(doc = %self.doc, seq = self.next_seq, "an earlier attempt of this write had reached the store; not writing it twice");
+                    }
                     let observer = &self.shared.observer;
                     observer.persisted(bytes, started.elapsed());
                     let now = Instant::now();
@@ -137,11 +167,11 @@ impl Worker {
                         bytes,
                         updates: job.updates.len(),
                     });
-                    self.next_seq += 1;
+                    self.next_seq = self.next_seq.saturating_add(1);
                     let _ = self.events.send(PersistEvent::Done { acks: job.acks });
                     return;
                 }
-                Err(StoreError::ConditionFailed { .. }) => {
+                Ok(Appended::Taken) => {
                     // Someone else wrote this sequence number: take their entries, then write
                     // ours after them.
                     match self.shared.docs.read_from(&self.doc, self.next_seq).await {
@@ -149,26 +179,57 @@ impl Worker {
                             crate::warn_limited!(doc = %self.doc, seq = self.next_seq, found = entries.len(), "another writer appended to this document; catching up");
                             let mut updates = Vec::new();
                             for e in entries {
-                                self.next_seq = self.next_seq.max(e.seq + 1);
+                                self.next_seq = self.next_seq.max(e.seq.saturating_add(1));
                                 self.unmerged.push_back(Unmerged::of(&e));
-                                updates.extend(e.updates);
+                                if e.writer != Some(self.writer) {
+                                    updates.extend(e.updates);
+                                }
                             }
-                            let _ = self.events.send(PersistEvent::Foreign { updates });
-                            continue;
+                            let _ = self.events.send(PersistEvent::Foreign {
+                                snapshot: None,
+                                updates,
+                            });
                         }
+                        // Compacted away meanwhile: what they wrote is in a snapshot now.
                         Ok(_) => {
-                            // Compacted away meanwhile: reload the inventory.
-                            if let Ok(loaded) = self.shared.docs.load(&self.doc).await {
-                                self.next_seq = self.next_seq.max(loaded.next_seq);
+                            if let Err(e) = self.reload().await {
+                                self.failed(&e, &mut backoff).await;
                             }
-                            continue;
                         }
                         Err(e) => self.failed(&e, &mut backoff).await,
+                    }
+                }
+                Ok(Appended::Fenced { log_from }) => {
+                    // Another process compacted past our sequence number: the entry we just
+                    // stored would be skipped by every load. Nothing is acknowledged; take in
+                    // the snapshot and write the batch again above it.
+                    warn!(doc = %self.doc, seq = self.next_seq, log_from, "another process compacted this document past our next write; reloading and writing again above its snapshot");
+                    if let Err(e) = self.reload().await {
+                        self.failed(&e, &mut backoff).await;
                     }
                 }
                 Err(e) => self.failed(&e, &mut backoff).await,
             }
         }
+    }
+
+    /// Reads the document as the store has it now, passes it to the room and continues
+    /// after its log.
+    async fn reload(&mut self) -> Result<(), StoreError> {
+        let loaded = self.shared.docs.load(&self.doc).await?;
+        self.next_seq = loaded.next_seq;
+        self.unmerged = loaded.entries.iter().map(Unmerged::of).collect();
+        let updates = loaded
+            .entries
+            .into_iter()
+            .filter(|e| e.writer != Some(self.writer))
+            .flat_map(|e| e.updates)
+            .collect();
+        let _ = self.events.send(PersistEvent::Foreign {
+            snapshot: loaded.snapshot,
+            updates,
+        });
+        Ok(())
     }
 
     /// Never gives up while holding updates: they are not acknowledged until written.
@@ -235,24 +296,23 @@ pub(crate) async fn compact(
     }
     let merged = loaded.entries.len() + usize::from(loaded.snapshot.is_some());
     let generation = loaded.snapshot.as_ref().map_or(0, |s| s.generation) + 1;
-    let key = format!("docs/{doc}");
-    let state = tokio::task::spawn_blocking(move || {
-        let built = crate::room::build_doc(&loaded)
-            .map_err(|reason| StoreError::Corrupt { key, reason })?;
-        Ok::<_, StoreError>(
-            built
-                .transact()
-                .encode_state_as_update_v2(&StateVector::default()),
-        )
-    })
-    .await
-    .map_err(|e| StoreError::Unavailable(format!("compaction task failed: {e}")))??;
+    let id = doc.clone();
+    let state = tokio::task::spawn_blocking(move || crate::room::merged_state(&id, &loaded))
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("compaction task failed: {e}")))??;
     let snapshot = Snapshot {
         generation,
         log_from: upto,
-        state_v2: Bytes::from(state),
+        encoding: StateEncoding::YrsV1,
+        state: Bytes::from(state),
     };
-    docs.write_snapshot(&doc, &snapshot).await?;
+    match docs.write_snapshot(&doc, &snapshot).await {
+        Ok(_) => {}
+        // Another process stored this very snapshot (same generation and log_from): it
+        // deletes what it merged.
+        Err(StoreError::ConditionFailed { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    }
     docs.delete_merged(&doc, &snapshot).await?;
     debug!(%doc, generation, upto, merged, "compacted");
     Ok(Some(merged))

@@ -165,7 +165,8 @@ impl Rooms {
             .load(doc)
             .await
             .map_err(|e| format!("document unavailable: {e}"))?;
-        tokio::task::spawn_blocking(move || crate::room::build_doc(&loaded))
+        let id = doc.clone();
+        tokio::task::spawn_blocking(move || crate::room::build_doc(&id, &loaded))
             .await
             .map_err(|e| format!("document decoding failed: {e}"))?
     }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dure_storage::{DocId, LoadedLog};
+use dure_storage::docs::log_key;
+use dure_storage::{DocId, LoadedLog, Snapshot, StateEncoding, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
 use tracing::{debug, error, info, warn};
@@ -154,31 +155,99 @@ fn new_doc() -> Doc {
     })
 }
 
-/// Rebuilds a document from what the store holds.
-pub(crate) fn build_doc(loaded: &LoadedLog) -> Result<Doc, String> {
+/// Rebuilds a document from what the store holds. Stored bytes are checked like a client's
+/// before yrs decodes them (the store is not trusted either), and every error names the
+/// object it came from.
+pub(crate) fn build_doc(id: &DocId, loaded: &LoadedLog) -> Result<Doc, String> {
     let doc = new_doc();
     with_stack(|| {
         catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
             let mut txn = doc.transact_mut();
             if let Some(snapshot) = &loaded.snapshot {
-                let update = Update::decode_v2(&snapshot.state_v2)
-                    .map_err(|e| format!("snapshot {} undecodable: {e}", snapshot.generation))?;
+                let key = loaded.snapshot_key.as_deref().unwrap_or("the snapshot");
+                let update =
+                    decode_state(snapshot).map_err(|e| format!("{key} is unreadable: {e}"))?;
                 txn.apply_update(update)
-                    .map_err(|e| format!("snapshot {} refused: {e}", snapshot.generation))?;
+                    .map_err(|e| format!("{key} was refused: {e}"))?;
             }
             for entry in &loaded.entries {
                 for update in &entry.updates {
+                    let key = || log_key(id, entry.seq);
+                    validate::update_v1(update, crate::MAX_NESTING_DEPTH_LIMIT)
+                        .map_err(|e| format!("{} is unreadable: {e}", key()))?;
                     let update = Update::decode_v1(update)
-                        .map_err(|e| format!("log entry {} undecodable: {e}", entry.seq))?;
+                        .map_err(|e| format!("{} is unreadable: {e}", key()))?;
                     txn.apply_update(update)
-                        .map_err(|e| format!("log entry {} refused: {e}", entry.seq))?;
+                        .map_err(|e| format!("{} was refused: {e}", key()))?;
                 }
             }
             Ok(())
         }))
     })
-    .map_err(|_| "document decoding panicked".to_owned())??;
+    .map_err(|_| format!("decoding docs/{id} panicked"))??;
     Ok(doc)
+}
+
+/// Describes updates the document holds back because what they build on is missing (a
+/// hole in the stored log), if any.
+pub(crate) fn hole(doc: &Doc) -> Option<String> {
+    let txn = doc.transact();
+    let store = txn.store();
+    if !txn.has_missing_updates() {
+        return None;
+    }
+    let missing = store
+        .pending_update()
+        .map(|p| {
+            p.missing
+                .iter()
+                .map(|(client, clock)| format!("client {client} from clock {clock}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    Some(if missing.is_empty() {
+        "deletions of content it does not have".to_owned()
+    } else {
+        format!("updates missing for {missing}")
+    })
+}
+
+/// Decodes a snapshot's state. A v1 state is checked like client input first; v2 (written by
+/// earlier versions) cannot be: its run-length columns let a few bytes declare any count.
+pub(crate) fn decode_state(snapshot: &Snapshot) -> Result<Update, String> {
+    match snapshot.encoding {
+        StateEncoding::YrsV1 => {
+            validate::update_v1(&snapshot.state, crate::MAX_NESTING_DEPTH_LIMIT)
+                .map_err(|e| e.to_string())?;
+            Update::decode_v1(&snapshot.state).map_err(|e| e.to_string())
+        }
+        StateEncoding::YrsV2 => Update::decode_v2(&snapshot.state).map_err(|e| e.to_string()),
+    }
+}
+
+/// The merged state of what the store holds, for a snapshot (yrs v1). A document with a
+/// hole is refused (its held-back updates would be dropped), and a yrs panic is an error.
+pub(crate) fn merged_state(id: &DocId, loaded: &LoadedLog) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: format!("docs/{id}"),
+        reason,
+    };
+    let doc = build_doc(id, loaded).map_err(corrupt)?;
+    if let Some(hole) = hole(&doc) {
+        return Err(corrupt(format!(
+            "the stored log has a hole ({hole}); not compacting, nothing deleted"
+        )));
+    }
+    let state = with_stack(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+        }))
+    })
+    .map_err(|_| corrupt("encoding the merged state panicked; not compacting".into()))?;
+    with_stack(move || drop(doc));
+    Ok(state)
 }
 
 /// Runs a room from load to exit.
@@ -199,10 +268,12 @@ pub(crate) async fn run(id: DocId, generation: u64, shared: Arc<Shared>, mut cha
         }
     };
     let bytes = loaded.bytes;
-    let built = tokio::task::spawn_blocking(move || build_doc(&loaded).map(|doc| (doc, loaded)))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
+    let load_id = id.clone();
+    let built =
+        tokio::task::spawn_blocking(move || build_doc(&load_id, &loaded).map(|doc| (doc, loaded)))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
     let (doc, loaded) = match built {
         Ok(v) => v,
         Err(e) => {
@@ -217,6 +288,11 @@ pub(crate) async fn run(id: DocId, generation: u64, shared: Arc<Shared>, mut cha
             return;
         }
     };
+    if let Some(hole) = hole(&doc) {
+        // Served as far as it goes (nothing stored is changed or dropped; compaction refuses
+        // it), and said once.
+        warn!(doc = %id, %hole, "the stored log of this document has a hole");
+    }
     shared.observer.room_loaded(started.elapsed(), bytes);
     debug!(doc = %id, ms = started.elapsed().as_millis() as u64, bytes, "room loaded");
 
@@ -739,18 +815,21 @@ impl Room {
                 self.in_flight = false;
                 self.deliver_acks(&acks);
             }
-            PersistEvent::Foreign { updates } => {
-                // Another writer's entries, found when our write lost a race for a sequence
-                // number: take them in and pass them on.
+            PersistEvent::Foreign { snapshot, updates } => {
+                // What other writers stored: take it in and pass it on.
+                if let Some(snapshot) = snapshot {
+                    self.apply_foreign_snapshot(&snapshot);
+                }
                 for update in updates {
                     let doc = &self.doc;
-                    let ok = with_stack(|| match Update::decode_v1(&update) {
-                        Ok(u) => {
-                            catch_unwind(AssertUnwindSafe(|| doc.transact_mut().apply_update(u)))
-                                .is_ok()
-                        }
-                        Err(_) => false,
-                    });
+                    let ok = validate::update_v1(&update, crate::MAX_NESTING_DEPTH_LIMIT).is_ok()
+                        && with_stack(|| match Update::decode_v1(&update) {
+                            Ok(u) => catch_unwind(AssertUnwindSafe(|| {
+                                doc.transact_mut().apply_update(u)
+                            }))
+                            .is_ok_and(|r| r.is_ok()),
+                            Err(_) => false,
+                        });
                     if !ok {
                         crate::warn_limited!(doc = %self.id, "skipping an unreadable update from another writer");
                         continue;
@@ -758,6 +837,34 @@ impl Room {
                     self.full_state = None;
                     self.broadcast(None, &protocol::update(&update), Some(&update));
                 }
+            }
+        }
+    }
+
+    /// Applies another process's snapshot (found behind a fence) and sends connections what
+    /// it added: the diff from the state before, not the whole snapshot.
+    fn apply_foreign_snapshot(&mut self, snapshot: &Snapshot) {
+        let doc = &self.doc;
+        let diff = with_stack(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                let before = doc.transact().state_vector();
+                let update = decode_state(snapshot).ok()?;
+                doc.transact_mut().apply_update(update).ok()?;
+                Some(doc.transact().encode_state_as_update_v1(&before))
+            }))
+        });
+        match diff {
+            Ok(Some(diff)) => {
+                self.full_state = None;
+                let diff = Bytes::from(diff);
+                self.broadcast(None, &protocol::update(&diff), Some(&diff));
+            }
+            Ok(None) => {
+                warn!(doc = %self.id, "skipping an unreadable snapshot from another writer")
+            }
+            Err(_) => {
+                warn!(doc = %self.id, "another writer's snapshot made yrs panic; restarting the room");
+                self.failed = Some("internal error applying a snapshot".into());
             }
         }
     }

@@ -10,6 +10,8 @@
 //! Rerun a failure with `DURE_FUZZ_SEED=<seed>`; `DURE_FUZZ_CASES` sets how many.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fuzz_env;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -264,14 +266,7 @@ fn mutate(rng: &mut StdRng, pool: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn network_decoders_neither_panic_nor_amplify() {
-    let seed: u64 = std::env::var("DURE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x00d0_7e10);
-    let cases: usize = std::env::var("DURE_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_CASES);
+    let (seed, cases) = fuzz_env::seed_and_cases(0x00d0_7e10, DEFAULT_CASES);
     println!("decoder fuzz: seed={seed} cases={cases} (DURE_FUZZ_SEED / DURE_FUZZ_CASES)");
     let corpus = corpus();
     assert!(

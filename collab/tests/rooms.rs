@@ -328,6 +328,7 @@ async fn a_document_that_cannot_be_loaded_is_refused_not_served_empty() {
     docs.append(
         &doc_id("broken"),
         0,
+        &dure_storage::WriterId::random(),
         &[Bytes::from_static(&[0xff, 0x00, 0x13])],
     )
     .await

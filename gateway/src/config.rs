@@ -249,6 +249,11 @@ pub struct Cli {
     /// Compact a document once this many log entries sit above its snapshot [default: 500].
     #[arg(long, env = "DURE_COMPACT_AFTER_ENTRIES", value_name = "N")]
     pub compact_after_entries: Option<String>,
+    /// How long unloading a document (idle or at shutdown) may spend merging its log tail
+    /// into a snapshot, so the next load reads one object; 0 turns it off. Shutdown stays
+    /// bounded by shutdown_timeout too [default: 5s].
+    #[arg(long, env = "DURE_UNLOAD_COMPACTION_TIMEOUT", value_name = "DURATION")]
+    pub unload_compaction_timeout: Option<String>,
     /// Bytes queued for one socket before it counts as a slow reader; a single larger frame
     /// still goes out alone [default: 8MiB].
     #[arg(long, env = "DURE_OUTBOUND_QUEUE_BYTES", value_name = "SIZE")]
@@ -421,6 +426,7 @@ const FILE_KEYS: &[&str] = &[
     "idle_unload",
     "commit_interval",
     "compact_after_entries",
+    "unload_compaction_timeout",
     "outbound_queue_bytes",
     "max_nesting_depth",
     "awareness_clients_per_connection",
@@ -748,6 +754,9 @@ impl Cli {
         }
         if let Some(v) = get(&self.compact_after_entries, "compact_after_entries") {
             rooms.compact_after_entries = positive("compact_after_entries", &v)?;
+        }
+        if let Some(v) = get(&self.unload_compaction_timeout, "unload_compaction_timeout") {
+            rooms.unload_compaction_timeout = duration("unload_compaction_timeout", &v)?;
         }
         if let Some(v) = get(&self.outbound_queue_bytes, "outbound_queue_bytes") {
             rooms.outbound_queue_bytes = size("outbound_queue_bytes", &v)?;
@@ -1404,6 +1413,10 @@ mod tests {
             (vec!["--max-doc-bytes", "10"], "max_doc_bytes"),
             (vec!["--max-rooms-per-user", "0"], "max_rooms_per_user"),
             (vec!["--max-sockets-per-user", "0"], "max_sockets_per_user"),
+            (
+                vec!["--unload-compaction-timeout", "soon"],
+                "unload_compaction_timeout",
+            ),
         ] {
             let err = cli(&args).resolve().expect_err("invalid");
             assert!(err.to_string().contains(&format!("`{setting}`")), "{err}");
@@ -1416,12 +1429,13 @@ mod tests {
         let path = dir.path().join("dure.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9100\"\nmax_frame_bytes = 65536\nidle_unload = \"5s\"\n",
+            "listen = \"127.0.0.1:9100\"\nmax_frame_bytes = 65536\nidle_unload = \"5s\"\nunload_compaction_timeout = \"2s\"\n",
         )
         .expect("write");
         let p = path.to_str().expect("utf8");
         let cfg = cli(&["--config", p]).resolve().expect("valid");
         assert_eq!(cfg.listen.port(), 9100);
+        assert_eq!(cfg.rooms.unload_compaction_timeout, Duration::from_secs(2));
         assert_eq!(cfg.max_frame_bytes, 65536);
         assert_eq!(cfg.rooms.idle_unload, Duration::from_secs(5));
         let cfg = cli(&["--config", p, "--listen", "127.0.0.1:9200"])

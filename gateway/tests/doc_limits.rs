@@ -122,7 +122,7 @@ async fn content_stored_without_metadata_is_adopted_at_start() {
     let id: DocId = "older-notes".parse().unwrap();
     let update = richtext::from_markdown("written long ago").unwrap();
     DocStore::new(store.clone())
-        .append(&id, 0, &[update.into()])
+        .append(&id, 0, &dure_storage::WriterId::random(), &[update.into()])
         .await
         .unwrap();
     let srv = Running::start_on(Config::test(), store).await;

@@ -4,7 +4,10 @@
 
 use bytes::Bytes;
 
-use crate::{DocId, DocStore, Key, PutCondition, Snapshot, Store, StoreError};
+use crate::{
+    Appended, DocId, DocStore, Key, PutCondition, Snapshot, StateEncoding, Store, StoreError,
+    WriterId,
+};
 
 fn key(prefix: &str, rest: &str) -> Result<Key, String> {
     Key::new(format!("{prefix}/{rest}")).map_err(|e| e.to_string())
@@ -26,7 +29,9 @@ pub async fn run(store: &Store, prefix: &str) -> Result<(), String> {
     racing_if_absent(store, prefix).await?;
     racing_if_match(store, prefix).await?;
     large_object(store, prefix).await?;
+    batch_delete(store, prefix).await?;
     document_layout(store, prefix).await?;
+    fenced_append(store, prefix).await?;
     Ok(())
 }
 
@@ -277,12 +282,39 @@ async fn document_layout(store: &Store, prefix: &str) -> Result<(), String> {
         "a new document is not empty",
     )?;
     let u = |s: &'static str| Bytes::from_static(s.as_bytes());
-    ctx(docs.append(&doc, 0, &[u("a"), u("b")]).await, "append 0")?;
-    ctx(docs.append(&doc, 1, &[u("c")]).await, "append 1")?;
-    let dup = docs.append(&doc, 1, &[u("other writer")]).await;
+    let me = WriterId::random();
+    let stored = |a: Appended| matches!(a, Appended::Stored { .. });
     check(
-        matches!(dup, Err(StoreError::ConditionFailed { .. })),
+        stored(ctx(
+            docs.append(&doc, 0, &me, &[u("a"), u("b")]).await,
+            "append 0",
+        )?),
+        "append 0 not stored",
+    )?;
+    check(
+        stored(ctx(docs.append(&doc, 1, &me, &[u("c")]).await, "append 1")?),
+        "append 1 not stored",
+    )?;
+    let dup = ctx(
+        docs.append(&doc, 1, &WriterId::random(), &[u("other writer")])
+            .await,
+        "second writer",
+    )?;
+    check(
+        dup == Appended::Taken,
         "a second append at one sequence number was not fenced",
+    )?;
+    // The same write again (a retry after a timeout that had in fact landed): ours.
+    let again = ctx(docs.append(&doc, 1, &me, &[u("c")]).await, "retry")?;
+    check(
+        matches!(
+            again,
+            Appended::Stored {
+                own_earlier: true,
+                ..
+            }
+        ),
+        &format!("a retry of a write that had landed was not recognised: {again:?}"),
     )?;
     let loaded = ctx(docs.load(&doc).await, "load")?;
     check(
@@ -296,7 +328,8 @@ async fn document_layout(store: &Store, prefix: &str) -> Result<(), String> {
     let snap = Snapshot {
         generation: 1,
         log_from: 2,
-        state_v2: u("merged"),
+        encoding: StateEncoding::YrsV1,
+        state: u("merged"),
     };
     ctx(docs.write_snapshot(&doc, &snap).await, "snapshot")?;
     // Crash between snapshot and deletion: the merged entries must be skipped.
@@ -309,7 +342,7 @@ async fn document_layout(store: &Store, prefix: &str) -> Result<(), String> {
     )?;
     ctx(docs.delete_merged(&doc, &snap).await, "delete merged")?;
     ctx(
-        docs.append(&doc, 2, &[u("d")]).await,
+        docs.append(&doc, 2, &me, &[u("d")]).await,
         "append after compaction",
     )?;
     let loaded = ctx(docs.load(&doc).await, "load after compaction")?;
@@ -322,6 +355,86 @@ async fn document_layout(store: &Store, prefix: &str) -> Result<(), String> {
         ctx(docs.load(&doc).await, "load purged")?.is_empty(),
         "purged document not empty",
     )?;
+    Ok(())
+}
+
+async fn batch_delete(store: &Store, prefix: &str) -> Result<(), String> {
+    let mut keys = Vec::new();
+    for i in 0..1203u32 {
+        let k = key(prefix, &format!("many/{i:05}"))?;
+        if i % 3 != 0 {
+            ctx(
+                store
+                    .put(&k, Bytes::from_static(b"x"), PutCondition::None)
+                    .await,
+                "put",
+            )?;
+        }
+        keys.push(k); // every third never existed: deleting it must succeed too
+    }
+    let keep = key(prefix, "many-kept")?;
+    ctx(
+        store
+            .put(&keep, Bytes::from_static(b"k"), PutCondition::None)
+            .await,
+        "put",
+    )?;
+    ctx(store.delete_many(&keys).await, "delete_many")?;
+    let left = ctx(store.list(&format!("{prefix}/many/")).await, "list")?;
+    check(
+        left.is_empty(),
+        &format!("delete_many left {} keys", left.len()),
+    )?;
+    check(
+        ctx(store.get(&keep).await, "get")?.is_some(),
+        "delete_many deleted a key it was not given",
+    )?;
+    ctx(store.delete(&keep).await, "delete")?;
+    Ok(())
+}
+
+/// Issue 10 item 1: a writer behind another process's compaction writes a key the
+/// compaction freed. The write succeeds on the store, but a snapshot fences it: it must be
+/// reported as fenced, never as stored.
+async fn fenced_append(store: &Store, prefix: &str) -> Result<(), String> {
+    let docs = DocStore::new(store.clone());
+    let doc: DocId = format!("{prefix}-fenced")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let (a, b) = (WriterId::random(), WriterId::random());
+    let u = |s: &'static str| Bytes::from_static(s.as_bytes());
+    for seq in 0..4 {
+        ctx(docs.append(&doc, seq, &a, &[u("a")]).await, "append")?;
+    }
+    let snap = Snapshot {
+        generation: 1,
+        log_from: 4,
+        encoding: StateEncoding::YrsV1,
+        state: u("merged"),
+    };
+    ctx(docs.write_snapshot(&doc, &snap).await, "snapshot")?;
+    ctx(docs.delete_merged(&doc, &snap).await, "delete merged")?;
+    check(
+        ctx(docs.fence(&doc).await, "fence")? == 4,
+        "fence is not log_from",
+    )?;
+    // B loaded at seq 2 and never heard of A's writes.
+    let late = ctx(docs.append(&doc, 2, &b, &[u("b")]).await, "stale append")?;
+    check(
+        late == Appended::Fenced { log_from: 4 },
+        &format!("an append below a snapshot was reported {late:?}"),
+    )?;
+    let above = ctx(docs.append(&doc, 4, &b, &[u("b")]).await, "append above")?;
+    check(
+        matches!(above, Appended::Stored { .. }),
+        "the append above the fence was not stored",
+    )?;
+    let loaded = ctx(docs.load(&doc).await, "load")?;
+    check(
+        loaded.entries.len() == 1 && loaded.next_seq == 5,
+        "load after the fence is wrong",
+    )?;
+    ctx(docs.purge(&doc).await, "purge")?;
     Ok(())
 }
 

@@ -5,9 +5,14 @@
 //! and a reader never sees half an object. If-absent puts use `link(2)`, which fails when
 //! the target exists: atomic even between processes. If-match puts are serialised inside
 //! the process, and the data directory is locked so that a second process cannot open it.
+//!
+//! The store holds secrets (session records with refresh tokens) and people's documents, so
+//! directories are created 0700 and files 0600 whatever the umask, and a data directory left
+//! readable by others (by an older version, or made by hand) is tightened at open.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +44,7 @@ impl FsBackend {
         let objects = root.join("objects");
         let tmp = root.join("tmp");
         for dir in [&root, &objects, &tmp] {
-            fs::create_dir_all(dir).map_err(|e| {
+            private_dir(dir).map_err(|e| {
                 StoreError::Misconfigured(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
@@ -48,6 +53,7 @@ impl FsBackend {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(FILE_MODE)
             .open(&lock_path)
             .map_err(|e| {
                 StoreError::Misconfigured(format!("cannot open {}: {e}", lock_path.display()))
@@ -144,7 +150,11 @@ impl Inner {
     fn write_temp(&self, data: &[u8]) -> Result<PathBuf, StoreError> {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!("{}-{n}", std::process::id()));
-        let mut file = File::create(&path)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)?;
         file.write_all(data)?;
         file.sync_all()?;
         Ok(path)
@@ -164,7 +174,10 @@ impl Inner {
                 None => break,
             }
         }
-        fs::create_dir_all(dir)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)?;
         for created in missing.iter().rev() {
             if let Some(parent) = created.parent() {
                 sync_dir(parent)?;
@@ -197,7 +210,18 @@ impl Inner {
                 let path = entry.path();
                 let file_type = entry.file_type()?;
                 if file_type.is_dir() {
-                    stack.push(path);
+                    // Only walk directories that can hold keys with the prefix (listing the
+                    // snapshots of a document must not read its whole log directory).
+                    if let Some(rel) = path
+                        .strip_prefix(&self.objects)
+                        .ok()
+                        .and_then(|r| r.to_str())
+                    {
+                        let dir_key = format!("{rel}/");
+                        if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
+                            stack.push(path);
+                        }
+                    }
                     continue;
                 }
                 let Ok(rel) = path.strip_prefix(&self.objects) else {
@@ -233,6 +257,26 @@ impl Inner {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Directories: owner only.
+const DIR_MODE: u32 = 0o700;
+/// Files: owner read and write only.
+const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and missing parents) owner-only, or tightens it if it exists with access
+/// for group or others.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    let mode = fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700 | DIR_MODE))?;
+        tracing::info!(dir = %dir.display(), "data directory was readable by others; now owner-only (0700)");
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -292,5 +336,64 @@ impl Backend for FsBackend {
 
     fn describe(&self) -> String {
         format!("fs:{}", self.inner.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DocId, DocStore, WriterId};
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
+    /// Every directory and file under `root`, with its permission bits.
+    fn walk(root: &Path) -> Vec<(PathBuf, u32)> {
+        let mut out = vec![(root.to_path_buf(), mode(root))];
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).expect("read_dir").flatten() {
+                let path = entry.path();
+                out.push((path.clone(), mode(&path)));
+                if path.is_dir() {
+                    stack.push(path);
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn data_directory_and_files_are_owner_only() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let root = parent.path().join("data");
+        let store = crate::Store::new(FsBackend::open(&root).expect("open"));
+        let docs = DocStore::new(store.clone());
+        let doc: DocId = "secret".parse().expect("id");
+        docs.append(&doc, 0, &WriterId::random(), &[Bytes::from_static(b"x")])
+            .await
+            .expect("append");
+        let key = Key::new("auth/sessions/abc").expect("key");
+        store
+            .put(&key, Bytes::from_static(b"{}"), PutCondition::None)
+            .await
+            .expect("put");
+        let all = walk(&root);
+        assert!(all.len() >= 8, "{all:?}");
+        for (path, m) in all {
+            let want = if path.is_dir() { DIR_MODE } else { FILE_MODE };
+            assert_eq!(m, want, "{} is {m:o}", path.display());
+        }
+    }
+
+    #[test]
+    fn an_existing_open_data_directory_is_tightened() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let root = parent.path().join("data");
+        fs::create_dir(&root).expect("mkdir");
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let _backend = FsBackend::open(&root).expect("open");
+        assert_eq!(mode(&root), 0o700);
     }
 }

@@ -16,7 +16,7 @@ mod key;
 pub mod memory;
 mod store;
 
-pub use docs::{DocId, DocStore, LoadedLog, LogEntry, Snapshot};
+pub use docs::{Appended, DocId, DocStore, LoadedLog, LogEntry, Snapshot, StateEncoding, WriterId};
 pub use error::StoreError;
 pub use key::Key;
 pub use store::{Backend, ListEntry, Object, PutCondition, Store, Version};

@@ -49,6 +49,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn put(&self, key: &Key, data: Bytes, cond: PutCondition) -> Result<Version, StoreError>;
     async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>, StoreError>;
     async fn delete(&self, key: &Key) -> Result<(), StoreError>;
+    /// Deletes several keys (missing ones included). Backends with a batch delete override
+    /// this (S3: one DeleteObjects request per 1,000 keys); the default deletes one by one.
+    async fn delete_many(&self, keys: &[Key]) -> Result<(), StoreError> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
     /// Checks that the backend answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;
     /// A human description for logs: backend and location, never credentials.
@@ -110,6 +118,14 @@ impl Store {
 
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.backend.delete(key).await
+    }
+
+    /// Deletes every key given; see [`Backend::delete_many`].
+    pub async fn delete_many(&self, keys: &[Key]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.backend.delete_many(keys).await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -383,6 +383,44 @@ impl MotoServer {
         Ok(())
     }
 
+    /// The keys under `prefix` in `bucket` with their ETags (for S3 an MD5 of the content:
+    /// equal ETags mean byte-identical objects), from one plain ListObjectsV2 request.
+    pub async fn list_etags(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        let (status, body) = http_request(
+            self.service.addr,
+            "GET",
+            &format!("/{bucket}?list-type=2&max-keys=1000&prefix={prefix}"),
+        )
+        .await?;
+        if status != 200 {
+            return Err(format!("listing {bucket:?} failed: HTTP {status}: {body}").into());
+        }
+        let field = |object: &str, tag: &str| {
+            object
+                .split_once(&format!("<{tag}>"))
+                .and_then(|(_, rest)| rest.split_once(&format!("</{tag}>")))
+                .map(|(v, _)| {
+                    v.replace("&#34;", "")
+                        .replace("&quot;", "")
+                        .replace('"', "")
+                })
+        };
+        Ok(body
+            .split("<Contents>")
+            .skip(1)
+            .filter_map(|object| Some((field(object, "Key")?, field(object, "ETag")?)))
+            .collect())
+    }
+
+    /// How many requests of moto's recent output (the last 200 lines of its request log)
+    /// start with `request_line_prefix`, e.g. `"POST /bucket/?delete"`.
+    pub fn requests_logged(&self, request_line_prefix: &str) -> usize {
+        self.logs()
+            .lines()
+            .filter(|l| l.contains(&format!("\"{request_line_prefix}")))
+            .count()
+    }
+
     /// How many multipart uploads are open (started, neither completed nor aborted) in
     /// `bucket`: a backend must not leave failed uploads behind.
     pub async fn open_multipart_uploads(&self, bucket: &str) -> Result<usize> {

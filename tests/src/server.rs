@@ -50,7 +50,29 @@ impl Dure {
     /// Like [`Dure::start`] on a given address (sign-in needs the public URL, hence the port,
     /// before start).
     pub async fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Result<Dure, BoxError> {
-        let mut cmd = Command::new(dure_bin()?);
+        Self::spawn(Command::new(dure_bin()?), data_dir, listen, extra).await
+    }
+
+    /// Like [`Dure::start`] under a given umask (e.g. `"022"`, the usual default), set by a
+    /// shell that then `exec`s dure, so the process is dure itself.
+    pub async fn start_with_umask(
+        data_dir: &Path,
+        umask: &str,
+        extra: &[&str],
+    ) -> Result<Dure, BoxError> {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(dure_bin()?);
+        Self::spawn(cmd, data_dir, "127.0.0.1:0", extra).await
+    }
+
+    async fn spawn(
+        mut cmd: Command,
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+    ) -> Result<Dure, BoxError> {
         cmd.arg("--listen")
             .arg(listen)
             .arg("--data-dir")

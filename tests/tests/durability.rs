@@ -136,3 +136,97 @@ async fn large_document_survives_restart() {
     println!("reloaded {} chars in {:?}", got.len(), started.elapsed());
     assert_eq!(got, want);
 }
+
+/// The log entries and snapshots a document has in an fs data directory.
+fn stored_objects(data: &std::path::Path, doc: &str) -> (usize, usize) {
+    let dir = data.join("objects/docs").join(doc);
+    let logs = std::fs::read_dir(dir.join("log")).map_or(0, |d| d.count());
+    let snapshots = std::fs::read_dir(&dir).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+            .count()
+    });
+    (logs, snapshots)
+}
+
+/// Issue 10 item 13: a document unloaded (idle or at shutdown) with a log tail is compacted
+/// then, so the first load after a restart reads one snapshot instead of replaying the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unload_and_shutdown_compact_the_log_tail() {
+    let dir = temp_dir().unwrap();
+    let data = dir.path().join("data");
+    let mut dure = Dure::start(
+        &data,
+        &["--idle-unload", "300ms", "--commit-interval", "0s"],
+    )
+    .await
+    .unwrap();
+    // Fewer entries than compact_after_entries: only the unload can merge them.
+    let idle = client(&dure, "idle-tail", true).await;
+    for i in 0..30 {
+        idle.insert(idle.text_len(), &format!("i{i} ")).unwrap();
+        idle.wait_acked(idle.sent_updates(), T).await.unwrap();
+    }
+    let want_idle = idle.text();
+    assert!(stored_objects(&data, "idle-tail").0 >= 30);
+    idle.close().await.ok();
+    let deadline = Instant::now() + T;
+    while stored_objects(&data, "idle-tail") != (0, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "idle unload left {:?} (log entries, snapshots)\n{}",
+            stored_objects(&data, "idle-tail"),
+            dure.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Held open until the shutdown.
+    let open = client(&dure, "shutdown-tail", true).await;
+    for i in 0..30 {
+        open.insert(0, &format!("s{i} ")).unwrap();
+        open.wait_acked(open.sent_updates(), T).await.unwrap();
+    }
+    let want_open = open.text();
+    assert_eq!(dure.sigterm(T).await.unwrap(), Some(0), "{}", dure.logs());
+    assert_eq!(
+        stored_objects(&data, "shutdown-tail"),
+        (0, 1),
+        "shutdown left a log tail\n{}",
+        dure.logs()
+    );
+    let dure = Dure::start(&data, &[]).await.unwrap();
+    assert_eq!(read_text(&dure, "idle-tail").await, want_idle);
+    assert_eq!(read_text(&dure, "shutdown-tail").await, want_open);
+}
+
+/// Issue 10 item H: the data directory holds sessions with refresh tokens and everyone's
+/// documents: owner-only whatever the umask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_directory_is_owner_only_under_umask_022() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir().unwrap();
+    let data = dir.path().join("data");
+    let dure = Dure::start_with_umask(&data, "022", &[]).await.unwrap();
+    let c = client(&dure, "private", true).await;
+    c.insert(0, "not for other users").unwrap();
+    c.wait_acked(c.sent_updates(), T).await.unwrap();
+    let mut stack = vec![data.clone()];
+    let mut seen = 0;
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{} is {mode:o}", path.display());
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else {
+            assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 6, "only {seen} paths checked");
+}

@@ -125,7 +125,12 @@ mod tests {
         state
             .rooms
             .docs()
-            .append(&id, 0, &[Bytes::from_static(b"\x00\x00")])
+            .append(
+                &id,
+                0,
+                &dure_storage::WriterId::random(),
+                &[Bytes::from_static(b"\x00\x00")],
+            )
             .await
             .expect("content");
         state

@@ -258,14 +258,24 @@ async fn import(
         .parse()
         .map_err(|_| ApiError::internal("the catalog made an invalid document id"))?;
     // The content is stored before anyone can open the document: the first log entry.
-    if let Err(e) = state
+    let stored = state
         .rooms
         .docs()
-        .append(&id, 0, &[bytes::Bytes::from(update)])
-        .await
-    {
+        .append(
+            &id,
+            0,
+            &dure_storage::WriterId::random(),
+            &[bytes::Bytes::from(update)],
+        )
+        .await;
+    let failure = match stored {
+        Ok(dure_storage::Appended::Stored { .. }) => None,
+        Ok(other) => Some(format!("the new document already had content ({other:?})")),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(failure) = failure {
         let _ = state.catalog.remove(&id).await;
-        return Err(ApiError::unavailable(e));
+        return Err(ApiError::unavailable(format!("store: {failure}")));
     }
     caller
         .audit(

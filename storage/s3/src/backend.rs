@@ -15,7 +15,7 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use bytes::Bytes;
 use dure_storage::{Backend, Key, ListEntry, Object, PutCondition, StoreError, Version};
 
@@ -38,6 +38,9 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a conditional put is retried after `409 ConditionalRequestConflict` (a concurrent
 /// operation on the key interfered; the retry succeeds or gets a definite 412).
 const CONFLICT_RETRIES: u32 = 3;
+
+/// Keys per DeleteObjects request (the most S3 accepts).
+pub const DELETE_BATCH: usize = 1000;
 
 /// A bucket (and optional key prefix) on an S3-compatible service.
 pub struct S3Backend {
@@ -544,6 +547,54 @@ impl Backend for S3Backend {
             Ok(_) | Err(Failure::NotFound) => Ok(()),
             Err(f) => Err(self.unexpected(op, f)),
         }
+    }
+
+    /// One DeleteObjects request per [`DELETE_BATCH`] keys (quiet mode: the answer lists
+    /// only the keys that failed).
+    async fn delete_many(&self, keys: &[Key]) -> Result<(), StoreError> {
+        let op = "DeleteObjects";
+        for chunk in keys.chunks(DELETE_BATCH) {
+            let mut objects = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                objects.push(
+                    ObjectIdentifier::builder()
+                        .key(self.object_key(key))
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(format!("{op}: {e}")))?,
+                );
+            }
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("{op}: {e}")))?;
+            let out = self
+                .bounded(op, async {
+                    self.client
+                        .delete_objects()
+                        .bucket(&self.bucket)
+                        .delete(delete)
+                        .send()
+                        .await
+                        .map_err(|e| classify(e, &self.ctx(op)))
+                })
+                .await
+                .map_err(|f| self.unexpected(op, f))?;
+            if let Some(failed) = out.errors().first() {
+                return Err(StoreError::Unavailable(format!(
+                    "S3 at {} did not delete {} of {} keys; first: {} ({})",
+                    self.endpoint_label,
+                    out.errors().len(),
+                    chunk.len(),
+                    failed.key().unwrap_or("?"),
+                    failed
+                        .message()
+                        .or(failed.code())
+                        .unwrap_or("no reason given"),
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

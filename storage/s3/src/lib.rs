@@ -30,5 +30,5 @@ mod backend;
 mod config;
 mod error;
 
-pub use backend::{MULTIPART_THRESHOLD, PART_SIZE, S3Backend};
+pub use backend::{DELETE_BATCH, MULTIPART_THRESHOLD, PART_SIZE, S3Backend};
 pub use config::{S3Config, S3Credentials, Secret};

@@ -409,3 +409,39 @@ async fn racing_multipart_if_absent_writers_have_one_winner() {
         "the losers' uploads must be aborted"
     );
 }
+
+/// Issue 10 item 13: merged objects go in one DeleteObjects request per 1,000 keys, not one
+/// DELETE each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_many_sends_one_request_per_thousand_keys() {
+    let moto = moto_with_bucket("dure-batch").await;
+    let store = Store::new(
+        S3Backend::connect(moto_config(&moto, "dure-batch"))
+            .await
+            .expect("connect"),
+    );
+    let mut keys = Vec::new();
+    for i in 0..2100u32 {
+        let k = key(&format!("batch/{i:05}"));
+        if i % 7 != 0 {
+            store
+                .put(&k, Bytes::from_static(b"x"), PutCondition::None)
+                .await
+                .expect("put");
+        }
+        keys.push(k);
+    }
+    store.delete_many(&keys).await.expect("delete_many");
+    assert!(store.list("batch/").await.expect("list").is_empty());
+    let logs = moto.logs();
+    assert_eq!(
+        moto.requests_logged("POST /dure-batch/?delete"),
+        3,
+        "expected 3 DeleteObjects requests for 2,100 keys:\n{logs}"
+    );
+    assert_eq!(
+        moto.requests_logged("DELETE /dure-batch/batch/"),
+        0,
+        "keys were deleted one by one:\n{logs}"
+    );
+}
