@@ -11,6 +11,9 @@ use dure_collab::RoomConfig;
 use dure_collab::richtext::ImportLimits;
 use dure_storage_s3::{S3Config, S3Credentials, Secret};
 
+pub mod net;
+pub use net::NetLimits;
+
 /// Where documents are kept.
 #[derive(Clone, Debug)]
 pub enum StorageBackend {
@@ -52,6 +55,8 @@ pub struct Config {
     pub trash_retention: Duration,
     /// Markdown import bounds and per-user quotas (the document size limit is in `rooms`).
     pub limits: DocLimits,
+    /// Connection limits and timeouts, the Host check and the readiness probes.
+    pub net: NetLimits,
 }
 
 /// Bounds on Markdown imports and what one user may own or hold open.
@@ -126,6 +131,7 @@ impl Config {
             oidc: None,
             trash_retention: Duration::from_secs(30 * 86400),
             limits: DocLimits::default(),
+            net: NetLimits::default(),
         }
     }
 }
@@ -329,6 +335,8 @@ pub struct Cli {
     /// [default: 128].
     #[arg(long, env = "DURE_MAX_SOCKETS_PER_USER", value_name = "N")]
     pub max_sockets_per_user: Option<String>,
+    #[command(flatten)]
+    pub net: net::NetFlags,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -421,10 +429,11 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         }
     }
     for (key, value) in flat {
-        if !FILE_KEYS.contains(&key.as_str()) {
+        if !FILE_KEYS.contains(&key.as_str()) && !net::FILE_KEYS.contains(&key.as_str()) {
             return Err(file_err(format!(
-                "unknown setting `{key}` (known: {})",
-                FILE_KEYS.join(", ")
+                "unknown setting `{key}` (known: {}, {})",
+                FILE_KEYS.join(", "),
+                net::FILE_KEYS.join(", ")
             )));
         }
         let text = match value {
@@ -715,6 +724,7 @@ impl Cli {
             None => Duration::from_secs(30 * 86400),
         };
         let limits = self.doc_limits(&file, &mut rooms)?;
+        let net = self.net.resolve(&file, ping_interval)?;
         let oidc = if oidc_on {
             Some(self.oidc_config(&file, &public_url)?)
         } else {
@@ -751,6 +761,7 @@ impl Cli {
             oidc,
             trash_retention,
             limits,
+            net,
         })
     }
 
@@ -978,7 +989,8 @@ fn parse_origin(v: &str) -> Result<String, ConfigError> {
 mod tests {
     use super::*;
 
-    fn cli(args: &[&str]) -> Cli {
+    /// `dure ARGS` parsed (the net settings' tests use it too).
+    pub(super) fn cli(args: &[&str]) -> Cli {
         let mut full = vec!["dure"];
         full.extend_from_slice(args);
         Cli::try_parse_from(full).expect("parses")

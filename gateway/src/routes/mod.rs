@@ -23,5 +23,10 @@ pub fn router(state: AppState) -> Router {
         .merge(transfer::routes())
         // Last: the app's router carries the fallback (its index.html for app paths).
         .merge(app::routes())
+        // Outermost: a request for a host we do not serve reaches no route (DNS rebinding).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::edge::hosts::check_host,
+        ))
         .with_state(state)
 }
