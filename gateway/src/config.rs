@@ -11,6 +11,9 @@ use dure_collab::RoomConfig;
 use dure_collab::richtext::ImportLimits;
 use dure_storage_s3::{S3Config, S3Credentials, Secret};
 
+pub mod net;
+pub use net::NetLimits;
+
 /// Where documents are kept.
 #[derive(Clone, Debug)]
 pub enum StorageBackend {
@@ -56,6 +59,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// Where `/metrics` is served instead of the main listener; `None`: on the main one.
     pub metrics_listen: Option<SocketAddr>,
+    /// Connection limits and timeouts, the Host check and the readiness probes.
+    pub net: NetLimits,
 }
 
 /// Who may ask how often, where a request really comes from, and the key that seals what
@@ -162,6 +167,7 @@ impl Config {
             limits: DocLimits::default(),
             access: AccessConfig::default(),
             metrics_listen: None,
+            net: NetLimits::default(),
         }
     }
 }
@@ -407,6 +413,8 @@ pub struct Cli {
     /// Prometheus reaches); loopback only in local mode [default: unset, /metrics on listen].
     #[arg(long, env = "DURE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    #[command(flatten)]
+    pub net: net::NetFlags,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -506,10 +514,11 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         }
     }
     for (key, value) in flat {
-        if !FILE_KEYS.contains(&key.as_str()) {
+        if !FILE_KEYS.contains(&key.as_str()) && !net::FILE_KEYS.contains(&key.as_str()) {
             return Err(file_err(format!(
-                "unknown setting `{key}` (known: {})",
-                FILE_KEYS.join(", ")
+                "unknown setting `{key}` (known: {}, {})",
+                FILE_KEYS.join(", "),
+                net::FILE_KEYS.join(", ")
             )));
         }
         let text = match value {
@@ -839,6 +848,7 @@ impl Cli {
                 Some(addr)
             }
         };
+        let net = self.net.resolve(&file, ping_interval)?;
         let oidc = if oidc_on {
             Some(self.oidc_config(&file, &public_url)?)
         } else {
@@ -877,6 +887,7 @@ impl Cli {
             limits,
             access,
             metrics_listen,
+            net,
         })
     }
 
@@ -1171,7 +1182,8 @@ fn parse_origin(v: &str) -> Result<String, ConfigError> {
 mod tests {
     use super::*;
 
-    fn cli(args: &[&str]) -> Cli {
+    /// `dure ARGS` parsed (the net settings' tests use it too).
+    pub(super) fn cli(args: &[&str]) -> Cli {
         let mut full = vec!["dure"];
         full.extend_from_slice(args);
         Cli::try_parse_from(full).expect("parses")

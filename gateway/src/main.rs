@@ -32,10 +32,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Once, in the log's own format (logs go to stderr): not a log line and a second
             // copy of it.
-            match e {
-                dure_gateway::ServerError::Serve(_) => error!("dure stopped: {e}"),
-                _ => error!("dure cannot start: {e}"),
-            }
+            error!("dure cannot start: {e}");
             ExitCode::FAILURE
         }
     }

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use axum::serve::ListenerExt;
 use dure_storage::{Store, fs::FsBackend};
 use tokio::net::{TcpListener, TcpSocket};
 use tracing::{info, warn};
@@ -22,8 +21,6 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("server failed: {0}")]
-    Serve(std::io::Error),
     #[error("{0}")]
     Identity(#[from] crate::auth::oidc::OidcError),
     #[error("document catalog: {0}")]
@@ -58,6 +55,10 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        if let Ok(addr) = listener.local_addr() {
+            // Port 0 resolved: the Host check needs the port actually bound.
+            config.listen = addr;
+        }
         if config.public_url_derived
             && let Ok(addr) = listener.local_addr()
         {
@@ -113,29 +114,26 @@ impl Server {
             metrics,
         } = self;
         let metrics_task = metrics.map(|m| m.serve(state.metrics.clone()));
-        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        // Small frames must leave at once: without TCP_NODELAY, Nagle's algorithm and the
-        // peer's delayed ACK hold a keystroke's update back by up to 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = routes::router(state.clone());
+        let stop = tokio_util::sync::CancellationToken::new();
         let accepting = state.accepting.clone();
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                })
-                .await
-        });
+        let serve = tokio::spawn(crate::edge::listener::serve(
+            listener,
+            app,
+            state.config.net.clone(),
+            state.metrics.clone(),
+            stop.clone(),
+        ));
         let trash = tokio::spawn(crate::docs::trash::run(state.clone()));
+        let probes = tokio::spawn(crate::readiness::probe(state.clone()));
         shutdown.await;
         trash.abort();
+        probes.abort();
         let deadline = state.config.shutdown_timeout;
         let started = tokio::time::Instant::now();
         info!("shutting down: flushing documents and closing connections (deadline {deadline:?})");
         accepting.store(false, Ordering::Release);
-        let _ = stop_tx.send(());
+        stop.cancel();
         let flushed = state.rooms.shutdown(deadline).await;
         if !flushed {
             warn!(
@@ -145,11 +143,7 @@ impl Server {
         state.sockets.close();
         let left = deadline.saturating_sub(started.elapsed());
         let _ = tokio::time::timeout(left, state.sockets.wait()).await;
-        if let Ok(Ok(Err(e))) =
-            tokio::time::timeout(deadline.saturating_sub(started.elapsed()), serve).await
-        {
-            return Err(ServerError::Serve(e));
-        }
+        let _ = tokio::time::timeout(deadline.saturating_sub(started.elapsed()), serve).await;
         if let Some(task) = metrics_task {
             task.abort();
         }

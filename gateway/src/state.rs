@@ -12,7 +12,10 @@ use crate::config::Config;
 use crate::docs::Catalog;
 use crate::docs::import_gate::ImportGate;
 use crate::docs::open_quota::SocketQuotas;
+use crate::edge::hosts::AllowedHosts;
+use crate::edge::per_address::PerAddress;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::server::ServerError;
 
 /// Everything a request handler needs, built once at start.
@@ -32,6 +35,12 @@ pub struct AppState {
     pub imports: Arc<ImportGate>,
     /// Document sockets and documents each user has open.
     pub open: Arc<SocketQuotas>,
+    /// The `Host` names requests may carry (DNS rebinding).
+    pub hosts: Arc<AllowedHosts>,
+    /// What `/readyz` answers from (store outcomes, background probes).
+    pub readiness: Arc<Readiness>,
+    /// Document sockets per source address still waiting for their first-message token.
+    pub unauthenticated: Arc<PerAddress>,
 }
 
 impl AppState {
@@ -39,7 +48,13 @@ impl AppState {
     /// metadata is registered for the local user), rooms, audit log and the per-user limits.
     pub async fn new(config: Config, store: Store) -> Result<AppState, ServerError> {
         let metrics = Arc::new(Metrics::new());
+        let readiness = Arc::new(Readiness::default());
+        let store = readiness.track(store);
         let auth = Arc::new(Auth::new(&config, store.clone()).await?);
+        if auth.oidc.is_some() {
+            // Discovery just succeeded.
+            readiness.identity_provider.ok();
+        }
         let catalog = Arc::new(Catalog::load(store.clone(), auth.changes.clone()).await?);
         if auth.is_local() {
             // One catalog for both ways of making a document: content a plain Yjs client
@@ -57,6 +72,9 @@ impl AppState {
         Ok(AppState {
             imports: Arc::new(ImportGate::new(config.limits.import_concurrency)),
             open: Arc::new(SocketQuotas::default()),
+            hosts: Arc::new(AllowedHosts::new(&config)),
+            readiness,
+            unauthenticated: Arc::new(PerAddress::default()),
             config: Arc::new(config),
             rooms,
             metrics,

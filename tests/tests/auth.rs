@@ -1904,3 +1904,105 @@ async fn export_and_import_follow_roles() -> R {
 fn anon_browser() -> Result<Browser, BoxError> {
     Browser::new()
 }
+
+/// A document socket that sends nothing (no cookie, no token).
+async fn silent_socket(
+    env: &Env,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    tokio_tungstenite::connect_async(env.ws("AnyDoc"))
+        .await
+        .map(|(ws, _)| ws)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_without_credentials_wait_2s_and_are_capped_per_address() -> R {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+    let env = Env::start(|o| o, &["--max-unauthenticated-per-address", "3"]).await?;
+    // Nothing sent: closed with 4401 after the 2 s auth_timeout (it was 10 s).
+    let started = std::time::Instant::now();
+    let mut silent = silent_socket(&env).await?;
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match silent.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await?;
+    assert_eq!(close, Some(4401));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    // Three may wait at once from one address; the fourth is refused before the upgrade.
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        waiting.push(silent_socket(&env).await?);
+    }
+    match silent_socket(&env).await {
+        Err(WsError::Http(resp)) => assert_eq!(resp.status().as_u16(), 429),
+        other => panic!(
+            "a fourth unauthenticated socket: {:?}",
+            other.map(|_| "open")
+        ),
+    }
+    // Sockets with credentials do not count.
+    let token = env.idp.access_token("alice").await?.access_token;
+    let with_token = YClient::connect(&env.ws("AnyDoc"), Env::token_socket(&token)).await;
+    assert!(with_token.is_ok(), "{:?}", with_token.err());
+    // Once the waiting ones are closed, the address may open more.
+    for mut w in waiting {
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), w.next()).await {}
+    }
+    assert!(silent_socket(&env).await.is_ok());
+    Ok(())
+}
+
+/// Polls `/readyz` (each answer within 1 s, each 200) until its body satisfies `want`.
+async fn ready_until(env: &Env, want: impl Fn(&str) -> bool) -> Result<String, BoxError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let started = std::time::Instant::now();
+        let (status, body) = env.dure.get("/readyz").await?;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "readyz took {took:?}: {body}"
+        );
+        assert_eq!(
+            status, 200,
+            "an identity provider problem made the node unready: {body}"
+        );
+        if want(&body) {
+            return Ok(body);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never said it: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_provider_outage_is_reported_and_the_node_stays_ready() -> R {
+    let mut env = Env::start(|o| o, &["--health-check-interval", "500ms"]).await?;
+    let alice = env.signed_in("alice").await?;
+    ready_until(&env, |b| b.contains("identity provider: ok")).await?;
+    env.idp.stop().await?;
+    let body = ready_until(&env, |b| b.contains("identity provider: unreachable")).await?;
+    assert!(body.starts_with("ready\n"), "{body}");
+    // The signed-in session keeps working meanwhile.
+    let (status, me) = env.api(&alice, Method::GET, "/api/me", None).await?;
+    assert_eq!((status, me["id"].is_string()), (200, true), "{me}");
+    env.idp.restart().await?;
+    ready_until(&env, |b| b.contains("identity provider: ok")).await?;
+    Ok(())
+}

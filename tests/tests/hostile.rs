@@ -217,3 +217,100 @@ async fn presence_shows_the_signed_in_user_not_what_the_client_claims() {
         serde_json::json!({"id": "local", "name": "Local user", "color": "#f00"})
     );
 }
+
+/// A connection from `source` (any 127.x.y.z is loopback on Linux).
+async fn connect_from(source: [u8; 4], to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_under_half_sent_headers_healthz_still_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir().unwrap();
+    let dure = Dure::start(
+        &dir.path().join("data"),
+        &["--header-read-timeout", "2s", "--log", "info"],
+    )
+    .await
+    .unwrap();
+    // A descriptor limit far below max_connections, set on the running process: accepting
+    // then fails with EMFILE once the attack holds every descriptor.
+    let pid = dure.pid().unwrap().to_string();
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=256:256"])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success(), "prlimit failed");
+    // 300 connections, each stopping in the middle of its request headers.
+    let mut attack = Vec::new();
+    for _ in 0..300 {
+        let mut s = connect_from([127, 0, 0, 1], dure.addr).await;
+        let _ = s
+            .write_all(b"GET /api/docs HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await;
+        attack.push(s);
+    }
+    // A probe from elsewhere is answered once the late headers are dropped (2 s), however
+    // many descriptors the attack took meanwhile.
+    let mut probe = connect_from([127, 0, 0, 2], dure.addr).await;
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(15), probe.read_to_string(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("healthz never answered:\n{}", dure.logs()))
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Accept failures are logged, but not once per attempt.
+    let logged = dure.logs().matches("cannot accept connections").count();
+    assert!(
+        logged <= 3,
+        "accept failures logged {logged} times:\n{}",
+        dure.logs()
+    );
+    drop(attack);
+    still_serves(&dure, "after-emfile").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_mib_frame_gets_1009_while_the_client_is_still_sending() {
+    use futures_util::StreamExt;
+    let (_dir, dure) = start().await;
+    for round in 0..3 {
+        let (ws, _) = tokio_tungstenite::connect_async(dure.doc_url("big-frame", false))
+            .await
+            .unwrap();
+        let mut ws = ws;
+        // 64 MiB in one frame, over the default 8 MiB max_frame_bytes; the client writes it
+        // all, then reads the answer. A server that closes with that input unread makes the
+        // kernel reset the connection: the write fails, and a client that stops at the write
+        // error (as browsers do) reports 1006 and never reads the 1009 close frame.
+        let sent = ws
+            .send(Message::Binary(vec![7u8; 64 * MB as usize].into()))
+            .await;
+        assert!(
+            sent.is_ok(),
+            "round {round}: the connection was reset while the client was still sending: {sent:?}"
+        );
+        let close = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(Some(f)))) => return Ok(u16::from(f.code)),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(format!("socket error before the close: {e}")),
+                    None => return Err("ended without a close frame".to_owned()),
+                }
+            }
+        })
+        .await
+        .expect("a close within 20 s");
+        assert_eq!(close, Ok(1009), "round {round}");
+    }
+    still_serves(&dure, "after-big-frame").await;
+}

@@ -573,3 +573,78 @@ async fn shutdown_compaction_on_a_dead_store_is_bounded() {
         dure.logs()
     );
 }
+
+/// `/readyz` on `dure`, and how long it took to answer.
+async fn readyz_timed(dure: &Dure) -> (u16, String, Duration) {
+    let started = Instant::now();
+    let (code, body) = dure.get("/readyz").await.unwrap();
+    (code, body, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_answers_at_once_through_an_outage_and_recovers() {
+    let moto = moto_with_bucket("dure-ready").await;
+    let mut flags = moto.dure_flags("dure-ready");
+    flags.extend(
+        [
+            "--health-check-interval",
+            "500ms",
+            "--s3-request-timeout",
+            "2s",
+        ]
+        .map(str::to_owned),
+    );
+    let dir = temp_dir().unwrap();
+    let dure = Dure::start(&dir.path().join("data"), &args(&flags))
+        .await
+        .unwrap();
+    let (code, body, _) = readyz_timed(&dure).await;
+    assert_eq!(code, 200, "{body}");
+    // A hung S3: connections accepted, nothing answered. Probes of a 1 s period must still
+    // get an answer, and soon that answer is "not ready" with the store named.
+    moto.pause().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let (code, body, took) = readyz_timed(&dure).await;
+        assert!(
+            took < Duration::from_secs(1),
+            "readyz took {took:?}: {body}"
+        );
+        if code == 503 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still ready during the outage: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        body.starts_with("not ready") && body.contains("store: unreachable"),
+        "{body}"
+    );
+    // Every answer during the outage is prompt, too.
+    for _ in 0..5 {
+        let (code, body, took) = readyz_timed(&dure).await;
+        assert!(
+            took < Duration::from_secs(1),
+            "readyz took {took:?}: {body}"
+        );
+        assert_eq!(code, 503, "{body}");
+    }
+    moto.resume().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (code, body, took) = readyz_timed(&dure).await;
+        assert!(
+            took < Duration::from_secs(1),
+            "readyz took {took:?}: {body}"
+        );
+        if code == 200 {
+            assert!(body.contains("store: ok"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -28,6 +28,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::auth::{AuthFailure, Principal, subprotocol_token};
 use crate::client_addr::ClientAddr;
 use crate::docs::Role;
+use crate::edge::per_address::AddressSlot;
 use crate::error_code::{self, ErrorCode};
 use crate::state::AppState;
 
@@ -88,8 +89,9 @@ async fn bad_doc_path() -> Response {
 enum Credentials {
     /// Already checked (local mode, session cookie, Authorization or subprotocol token).
     Checked(Result<Principal, AuthFailure>),
-    /// Nothing offered: the first message must be `{"token": "…"}`.
-    FirstMessage,
+    /// Nothing offered: the first message must be `{"token": "…"}`. The slot counts the
+    /// socket against `max_unauthenticated_per_address` until then.
+    FirstMessage(AddressSlot),
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -123,7 +125,23 @@ async fn doc_socket(
         Credentials::Checked(state.auth.verify_token(&token).await)
     } else {
         match state.auth.authenticate(&headers, true).await {
-            Err(AuthFailure::Missing) => Credentials::FirstMessage,
+            Err(AuthFailure::Missing) => {
+                let limit = state.config.net.max_unauthenticated_per_address;
+                match state.unauthenticated.try_acquire(peer.ip(), limit) {
+                    Some(slot) => Credentials::FirstMessage(slot),
+                    None => {
+                        debug!(%peer, "too many sockets waiting to authenticate from this address");
+                        state.metrics.closed("unauthenticated_per_address");
+                        return (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            format!(
+                                "too many sockets from your address are waiting to authenticate (max_unauthenticated_per_address = {limit}); send credentials\n"
+                            ),
+                        )
+                            .into_response();
+                    }
+                }
+            }
             other => Credentials::Checked(other),
         }
     };
@@ -162,10 +180,15 @@ async fn doc_socket(
         })
 }
 
-/// Reads the first-message credentials: a text frame `{"token": "<JWT>"}`.
-async fn first_message_token(socket: &mut WebSocket) -> Result<String, String> {
-    let msg = match timeout(Duration::from_secs(10), socket.next()).await {
-        Err(_) => return Err("no credentials within 10 s".into()),
+/// Reads the first-message credentials: a text frame `{"token": "<JWT>"}`, within `limit`.
+async fn first_message_token(socket: &mut WebSocket, limit: Duration) -> Result<String, String> {
+    let msg = match timeout(limit, socket.next()).await {
+        Err(_) => {
+            return Err(format!(
+                "no credentials within {}",
+                humantime::format_duration(limit)
+            ));
+        }
         Ok(None | Some(Err(_))) => return Err("closed before authenticating".into()),
         Ok(Some(Ok(m))) => m,
     };
@@ -193,12 +216,18 @@ async fn serve(
     let principal = match credentials {
         Credentials::Checked(r) => r.map_err(|e| e.to_string()),
         // Boxed: rare paths with large futures must not enlarge every socket's task.
-        Credentials::FirstMessage => match Box::pin(first_message_token(&mut socket)).await {
-            Ok(token) => Box::pin(state.auth.verify_token(&token))
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        },
+        Credentials::FirstMessage(slot) => {
+            let limit = state.config.net.auth_timeout;
+            let token = Box::pin(first_message_token(&mut socket, limit)).await;
+            // Counted as waiting until the token arrived (or did not).
+            drop(slot);
+            match token {
+                Ok(token) => Box::pin(state.auth.verify_token(&token))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            }
+        }
     };
     let principal = match principal {
         Ok(p) => p,

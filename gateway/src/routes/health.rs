@@ -1,7 +1,6 @@
 //! Liveness, readiness and metrics.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -9,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::readiness::Status;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -22,38 +22,42 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when accepting connections and the store answers. Reports each check.
+/// Ready when accepting connections and the store answers; answered at once from the
+/// state the store path and the background probes keep (never a live call, so a probe is
+/// never late because a dependency is). The identity provider is reported but does not
+/// make the node unready: signed-in sessions and bearer tokens keep working without it,
+/// and taking every node out of the load balancer would stop them too.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let accepting = state.accepting.load(Ordering::Acquire);
-    let store =
-        tokio::time::timeout(Duration::from_secs(2), state.rooms.docs().store().ping()).await;
-    let store_ok = matches!(store, Ok(Ok(()))) && !state.metrics.store_failing();
-    let store_line = match store {
-        Ok(Ok(())) if state.metrics.store_failing() => {
-            "store: failing writes (retrying)".to_owned()
+    let stale = state.config.net.health_check_interval * 3;
+    let (store_ok, store_line) = match state.readiness.store.status(stale) {
+        Status::Failing { for_secs, error } => (
+            false,
+            format!("store: unreachable for {for_secs}s: {error}"),
+        ),
+        _ if state.metrics.store_failing() => {
+            (false, "store: failing writes (retrying)".to_owned())
         }
-        Ok(Ok(())) => "store: ok".to_owned(),
-        Ok(Err(e)) => format!("store: unreachable: {e}"),
-        Err(_) => "store: unreachable: no answer within 2s".to_owned(),
+        Status::Ok => (true, "store: ok".to_owned()),
+        Status::Unknown => (false, "store: not checked yet".to_owned()),
     };
-    let (idp_ok, idp_line) = match &state.auth.oidc {
-        None => (true, "identity provider: none (local mode)".to_owned()),
-        Some(oidc) => match oidc.ping().await {
-            Ok(()) => (true, "identity provider: ok".to_owned()),
-            Err(e) => (false, format!("identity provider: {e}")),
+    let idp_line = match &state.auth.oidc {
+        None => "identity provider: none (local mode)".to_owned(),
+        Some(_) => match state.readiness.identity_provider.status(stale) {
+            Status::Ok => "identity provider: ok".to_owned(),
+            Status::Unknown => "identity provider: not checked yet".to_owned(),
+            Status::Failing { for_secs, error } => format!(
+                "identity provider: unreachable for {for_secs}s: {error} (still ready: existing sessions and tokens keep working; new sign-ins fail)"
+            ),
         },
     };
-    let store_ok = store_ok && idp_ok;
+    let ready = accepting && store_ok;
     let body = format!(
         "{}\n{store_line}\n{idp_line}\nshutdown: {}\n",
-        if accepting && store_ok {
-            "ready"
-        } else {
-            "not ready"
-        },
+        if ready { "ready" } else { "not ready" },
         if accepting { "no" } else { "in progress" }
     );
-    let status = if accepting && store_ok {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -26,6 +26,11 @@ pub fn router(state: AppState) -> Router {
         // A panic in a handler answers 500 with the stable error shape; the panic hook
         // (logging.rs) has logged it at ERROR.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        // Outermost: a request for a host we do not serve reaches no route (DNS rebinding).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::edge::hosts::check_host,
+        ))
         .with_state(state)
 }
 
