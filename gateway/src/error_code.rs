@@ -24,6 +24,7 @@ pub enum ErrorCode {
     ImportRefused,
     ImportBusy,
     MethodNotAllowed,
+    UnknownHost,
     Unavailable,
     Internal,
     // Document sockets.
@@ -57,6 +58,7 @@ impl ErrorCode {
         ErrorCode::ImportRefused,
         ErrorCode::ImportBusy,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::UnknownHost,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
         ErrorCode::ForeignOrigin,
@@ -109,6 +111,10 @@ impl ErrorCode {
                 "Too many imports at once; try again shortly.",
             ),
             MethodNotAllowed => ("method_not_allowed", "That method is not allowed here."),
+            UnknownHost => (
+                "unknown_host",
+                "This server does not answer to that host name.",
+            ),
             Unavailable => (
                 "unavailable",
                 "The server cannot reach its storage right now; try again shortly.",

@@ -8,10 +8,10 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tracing::debug;
 
 use crate::config::Config;
+use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
 /// Paths answered whatever the Host.
@@ -135,17 +135,15 @@ pub async fn check_host(State(state): State<AppState>, req: Request, next: Next)
         other => {
             let shown = other.as_deref().unwrap_or("(none)");
             debug!(host = %shown, "request for a host this server does not serve refused");
-            (
+            crate::routes::api::ApiError::new(
                 StatusCode::MISDIRECTED_REQUEST,
-                axum::Json(json!({
-                    "error": "unknown_host",
-                    "message": format!(
-                        "this server does not answer to Host {shown}; it serves {} (add names with allowed_hosts)",
-                        state.hosts.describe()
-                    ),
-                })),
+                ErrorCode::UnknownHost,
+                format!(
+                    "this server does not answer to Host {shown}; it serves {} (add names with allowed_hosts)",
+                    state.hosts.describe()
+                ),
             )
-                .into_response()
+            .into_response()
         }
     }
 }

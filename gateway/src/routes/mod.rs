@@ -4,7 +4,7 @@ use axum::Router;
 
 use crate::state::AppState;
 
-mod api;
+pub(crate) mod api;
 mod app;
 mod audit_api;
 mod doc_socket;
