@@ -176,7 +176,10 @@ pub async fn probe(state: AppState) {
             };
             match tokio::time::timeout(interval, oidc.ping()).await {
                 Ok(Ok(())) => readiness.identity_provider.ok(),
-                Ok(Err(e)) => readiness.identity_provider.failed(e.to_string()),
+                Ok(Err(e)) => {
+                    dure_collab::warn_limited!(error = %e, "readiness: the identity provider is failing");
+                    readiness.identity_provider.failed(e.to_string())
+                }
                 Err(_) => readiness.identity_provider.failed(format!(
                     "no answer within {}",
                     humantime::format_duration(interval)

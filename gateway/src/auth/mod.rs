@@ -172,10 +172,11 @@ impl Auth {
 
     pub async fn session(&self, key: &SessionKey) -> Result<Principal, AuthFailure> {
         let sessions = self.sessions.as_ref().ok_or(AuthFailure::Missing)?;
-        let record = sessions
-            .current(key)
-            .await
-            .map_err(|e| AuthFailure::Invalid(e.to_string()))?;
+        let record = sessions.current(key).await.map_err(|e| {
+            // The detail may be the store's (a key, a bucket): the log has it.
+            tracing::debug!(error = %e, "session not usable");
+            AuthFailure::Invalid("the session has ended or cannot be read; sign in again".into())
+        })?;
         Ok(Principal {
             identity: Arc::new(record.identity.clone()),
             via: Via::Session(key.clone()),

@@ -98,9 +98,10 @@ pub fn auth_error(e: AuthFailure) -> ApiError {
     match e {
         AuthFailure::ForeignOrigin(_) => ApiError::forbidden(e.to_string()),
         AuthFailure::Missing => ApiError::of(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
-        // Why a token failed is for the log (the caller logs it at DEBUG), not the client.
-        AuthFailure::Invalid(_) => {
-            ApiError::of(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated)
+        // Dure's own sentence on what is wrong with the token or session (an integrator
+        // needs to know a token must be at+jwt); never a store's or library's text.
+        AuthFailure::Invalid(m) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, m)
         }
     }
 }

@@ -31,9 +31,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let accepting = state.accepting.load(Ordering::Acquire);
     let stale = state.config.net.health_check_interval * 3;
     let (store_ok, store_line) = match state.readiness.store.status(stale) {
-        Status::Failing { for_secs, error } => (
+        // The error itself (bucket, endpoint, path) is in the log: this body is public.
+        Status::Failing { for_secs, .. } => (
             false,
-            format!("store: unreachable for {for_secs}s: {error}"),
+            format!("store: unreachable for {for_secs}s (details in the log)"),
         ),
         _ if state.metrics.store_failing() => {
             (false, "store: failing writes (retrying)".to_owned())
@@ -46,8 +47,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Some(_) => match state.readiness.identity_provider.status(stale) {
             Status::Ok => "identity provider: ok".to_owned(),
             Status::Unknown => "identity provider: not checked yet".to_owned(),
-            Status::Failing { for_secs, error } => format!(
-                "identity provider: unreachable for {for_secs}s: {error} (still ready: existing sessions and tokens keep working; new sign-ins fail)"
+            Status::Failing { for_secs, .. } => format!(
+                "identity provider: unreachable for {for_secs}s (details in the log; still ready: existing sessions and tokens keep working; new sign-ins fail)"
             ),
         },
     };

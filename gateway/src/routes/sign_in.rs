@@ -127,12 +127,20 @@ async fn login(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
+        // The detail (the provider's address, the error chain) goes to the log, not the page.
         Err(e @ OidcError::Unreachable(_)) => {
-            error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+            dure_collab::warn_limited!(error = %e, "sign-in could not start");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The identity provider is not answering right now. Try again in a minute.",
+            )
         }
         Err(e) => {
             dure_collab::warn_limited!(error = %e, "sign-in could not start");
-            error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Sign-in could not start on this server; its log has the details.",
+            )
         }
     }
 }
