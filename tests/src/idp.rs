@@ -893,6 +893,13 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A port that was free on every interface a moment ago (bind `0.0.0.0:0`): for a server that
+/// listens on all interfaces, where a port free on loopback alone may be taken elsewhere.
+pub fn free_port_on_all_interfaces() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
 /// A JWT's header and payload, decoded without any verification.
 pub fn decode_jwt(token: &str) -> Result<(Value, Value)> {
     let mut parts = token.split('.');

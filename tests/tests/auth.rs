@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dure_tests::browser::Browser;
-use dure_tests::idp::{IdpOptions, KeyChoice, TestIdp, free_port};
+use dure_tests::idp::{IdpOptions, KeyChoice, TestIdp, free_port, free_port_on_all_interfaces};
 use dure_tests::server::{BoxError, Dure, temp_dir};
 use dure_tests::yclient::{ConnectOptions, YClient};
 use reqwest::Method;
@@ -1715,13 +1715,23 @@ async fn provider_problems_stop_the_start_with_a_clear_message() -> R {
         "{out}"
     );
     // With a provider, a network address is allowed (here: all interfaces on a free port).
-    let any = free_port()?;
+    // The port is chosen before Dure starts (its public URL names it), so another process on
+    // this shared machine may take it in between: try a fresh port then, a few times.
     let data = dir.path().join("net");
-    let public = format!("http://127.0.0.1:{any}");
-    let mut flags = idp.dure_flags();
-    flags.extend(["--public-url".to_owned(), public.clone()]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let dure = Dure::start_on(&data, &format!("0.0.0.0:{any}"), &flags).await?;
+    let mut attempt = 0;
+    let dure = loop {
+        attempt += 1;
+        let any = free_port_on_all_interfaces()?;
+        let public = format!("http://127.0.0.1:{any}");
+        let mut flags = idp.dure_flags();
+        flags.extend(["--public-url".to_owned(), public.clone()]);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        match Dure::start_on(&data, &format!("0.0.0.0:{any}"), &flags).await {
+            Ok(dure) => break dure,
+            Err(e) if attempt < 5 && e.to_string().contains("Address already in use") => {}
+            Err(e) => return Err(e),
+        }
+    };
     let (status, body) = dure.get("/readyz").await?;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("identity provider: ok"), "{body}");
