@@ -13,6 +13,7 @@ mod config;
 mod connection;
 mod decode_stack;
 pub mod log_limit;
+pub mod meet;
 mod observer;
 mod outbox;
 mod persist;
@@ -21,6 +22,7 @@ pub mod protocol;
 mod registry;
 pub mod richtext;
 mod room;
+pub mod rt;
 mod size_limit;
 pub mod validate;
 

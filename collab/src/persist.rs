@@ -61,8 +61,8 @@ impl Unmerged {
 /// entries: its next load then decodes one snapshot instead.
 const COMPACT_AFTER_UPDATES: usize = 20_000;
 
-/// A background compaction: how many objects it merged, if any.
-type Compaction = JoinHandle<Result<Option<usize>, StoreError>>;
+/// A background compaction.
+type Compaction = JoinHandle<Result<Compacted, StoreError>>;
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -104,8 +104,26 @@ impl Worker {
     pub(crate) async fn run(mut self, mut jobs: mpsc::Receiver<Box<PersistJob>>) {
         // A document loaded from a long log is compacted right away, not after more edits.
         self.maybe_compact().await;
-        while let Some(job) = jobs.recv().await {
-            self.write(*job).await;
+        loop {
+            // Wake when a compaction finishes, not only on the next write: one that lost a
+            // race to another process's snapshot is retried at once, so a document that
+            // went quiet still ends up compacted.
+            let next = match &mut self.compaction {
+                Some((_, task)) => tokio::select! {
+                    job = jobs.recv() => Woke::Job(job),
+                    done = task => Woke::Compacted(done),
+                },
+                None => Woke::Job(jobs.recv().await),
+            };
+            match next {
+                Woke::Job(Some(job)) => self.write(*job).await,
+                Woke::Job(None) => break,
+                Woke::Compacted(done) => {
+                    if let Some((upto, _)) = self.compaction.take() {
+                        self.compaction_done(upto, done);
+                    }
+                }
+            }
             self.maybe_compact().await;
         }
         // Let a running compaction finish, then merge the tail too, so the next load (after
@@ -121,8 +139,8 @@ impl Worker {
             if !self.unmerged.is_empty() {
                 let (docs, doc) = (self.shared.docs.clone(), self.doc.clone());
                 match compact(docs, doc, self.next_seq).await {
-                    Ok(Some(removed)) => self.shared.observer.compacted(removed),
-                    Ok(None) => {}
+                    Ok(Compacted::Merged(removed)) => self.shared.observer.compacted(removed),
+                    Ok(_) => {}
                     Err(e) => {
                         warn!(doc = %self.doc, error = %e, "compaction at unload failed; the log stays as it is")
                     }
@@ -252,18 +270,9 @@ impl Worker {
                 return;
             }
             let upto = *upto;
-            match task.await {
-                Ok(Ok(Some(removed))) => {
-                    self.unmerged.retain(|u| u.seq >= upto);
-                    self.shared.observer.compacted(removed);
-                }
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => {
-                    warn!(doc = %self.doc, error = %e, "compaction failed; will retry later")
-                }
-                Err(e) => warn!(doc = %self.doc, error = %e, "compaction task failed"),
-            }
+            let done = task.await;
             self.compaction = None;
+            self.compaction_done(upto, done);
         }
         let cfg = &self.shared.cfg;
         let bytes: u64 = self.unmerged.iter().map(|u| u.bytes).sum();
@@ -278,21 +287,60 @@ impl Worker {
         let (docs, doc) = (self.shared.docs.clone(), self.doc.clone());
         self.compaction = Some((upto, tokio::spawn(compact(docs, doc, upto))));
     }
+
+    fn compaction_done(
+        &mut self,
+        upto: u64,
+        done: Result<Result<Compacted, StoreError>, tokio::task::JoinError>,
+    ) {
+        match done {
+            Ok(Ok(Compacted::Merged(removed))) => {
+                self.unmerged.retain(|u| u.seq >= upto);
+                self.shared.observer.compacted(removed);
+            }
+            // Everything below `upto` is in a snapshot already (another process merged it).
+            Ok(Ok(Compacted::NothingBelow)) => self.unmerged.retain(|u| u.seq >= upto),
+            // Another process stored a snapshot of the same generation first; the entries
+            // stay counted, so the next round merges them above that snapshot.
+            Ok(Ok(Compacted::LostRace)) => {
+                debug!(doc = %self.doc, upto, "another process's compaction came first; merging again above it")
+            }
+            Ok(Err(e)) => {
+                warn!(doc = %self.doc, error = %e, "compaction failed; will retry later")
+            }
+            Err(e) => warn!(doc = %self.doc, error = %e, "compaction task failed"),
+        }
+    }
+}
+
+enum Woke {
+    Job(Option<Box<PersistJob>>),
+    Compacted(Result<Result<Compacted, StoreError>, tokio::task::JoinError>),
+}
+
+/// How a compaction ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Compacted {
+    /// A snapshot was stored and this many objects merged into it were deleted.
+    Merged(usize),
+    /// No log entry below the bound was left to merge.
+    NothingBelow,
+    /// Another process stored a snapshot of the same generation first.
+    LostRace,
 }
 
 /// Merges the newest snapshot and the log entries below `upto` into a new snapshot, then
 /// deletes what it merged. Reads from the store rather than the room's document, so the
 /// room never waits for it and the snapshot is built from exactly what is durable.
-/// Returns how many objects it removed, or None when there was nothing to merge.
 pub(crate) async fn compact(
     docs: DocStore,
     doc: DocId,
     upto: u64,
-) -> Result<Option<usize>, StoreError> {
+) -> Result<Compacted, StoreError> {
     let mut loaded = docs.load(&doc).await?;
     loaded.entries.retain(|e| e.seq < upto);
     if loaded.entries.is_empty() {
-        return Ok(None);
+        return Ok(Compacted::NothingBelow);
     }
     let merged = loaded.entries.len() + usize::from(loaded.snapshot.is_some());
     let generation = loaded.snapshot.as_ref().map_or(0, |s| s.generation) + 1;
@@ -310,10 +358,10 @@ pub(crate) async fn compact(
         Ok(_) => {}
         // Another process stored this very snapshot (same generation and log_from): it
         // deletes what it merged.
-        Err(StoreError::ConditionFailed { .. }) => return Ok(None),
+        Err(StoreError::ConditionFailed { .. }) => return Ok(Compacted::LostRace),
         Err(e) => return Err(e),
     }
     docs.delete_merged(&doc, &snapshot).await?;
     debug!(%doc, generation, upto, merged, "compacted");
-    Ok(Some(merged))
+    Ok(Compacted::Merged(merged))
 }
