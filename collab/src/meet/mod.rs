@@ -1,9 +1,15 @@
-//! Meetings: one owner task per meeting holds its roster, lobby, lock and chat sequence, and
-//! relays signalling between admitted participants through a [`MediaBackend`].
+//! Meetings: one owner task per live meeting holds its roster, lobby, lock and chat sequence
+//! and relays signalling between admitted participants (`docs/realtime.md`).
 
 mod directory;
+mod media;
+mod owner;
+mod requests;
 
 pub use directory::{
     Admission, Ban, ChatAuthor, ChatMessage, Entry, IceServer, MeetingAudit, MeetingDirectory,
     MeetingInfo, Refusal, Role, TurnGrant,
 };
+pub use media::{MediaBackend, Mesh, SignalRoute};
+pub(crate) use owner::{Command, JoinOutcome, MeetingHandle, spawn_owner};
+pub(crate) use requests::parse_join;
