@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod idp;
 pub mod jsclient;
+pub mod rt_client;
 pub mod s3;
 pub mod server;
 pub mod yclient;

@@ -285,11 +285,12 @@ impl Owner {
             r.err("full", "too many people are waiting in this lobby");
             return;
         }
-        if direct && let Some(invite) = &entry.invite_id {
-            if let Err(refusal) = self.shared.dir.burn_invite(&self.info.slug, invite).await {
-                r.err(refusal.code(), &refusal.to_string());
-                return;
-            }
+        if direct
+            && let Some(invite) = &entry.invite_id
+            && let Err(refusal) = self.shared.dir.burn_invite(&self.info.slug, invite).await
+        {
+            r.err(refusal.code(), &refusal.to_string());
+            return;
         }
         let id = format!("p{}", random_id(8));
         self.arrivals += 1;
@@ -704,7 +705,7 @@ impl Owner {
                     Ok(t) => t,
                     Err(e) => return bad(r, e),
                 };
-                if !self.people.get(&t).is_some_and(|p| !p.joined) {
+                if self.people.get(&t).is_none_or(|p| p.joined) {
                     return r.err("unknown_participant", "nobody with this id is waiting");
                 }
                 match self.admit(&t).await {
@@ -743,7 +744,7 @@ impl Owner {
                     Ok(t) => t,
                     Err(e) => return bad(r, e),
                 };
-                if !self.people.get(&t).is_some_and(|p| !p.joined) {
+                if self.people.get(&t).is_none_or(|p| p.joined) {
                     return r.err("unknown_participant", "nobody with this id is waiting");
                 }
                 self.final_event(

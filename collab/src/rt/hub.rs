@@ -137,6 +137,12 @@ impl RtSender {
         let _ = self.tx.send(Inbound::Text(text)).await;
     }
 
+    /// The transport refused a frame over `rt_max_message_bytes` before reading it all:
+    /// the socket is closed with 1009.
+    pub fn too_large(&self) {
+        self.out.close(1009, "message too large");
+    }
+
     /// A binary frame arrived (refused with `malformed`).
     pub async fn send_binary(&self) {
         let _ = self.tx.send(Inbound::Binary).await;

@@ -30,7 +30,8 @@ pub struct SocketQuotas {
 #[derive(Debug)]
 pub struct Slot {
     user: String,
-    doc: DocId,
+    /// `None` for a realtime socket, which opens no document.
+    doc: Option<DocId>,
     users: Arc<Mutex<HashMap<String, Open>>>,
 }
 
@@ -41,10 +42,12 @@ impl Drop for Slot {
             return;
         };
         open.sockets = open.sockets.saturating_sub(1);
-        if let Some(n) = open.per_doc.get_mut(&self.doc) {
+        if let Some(doc) = &self.doc
+            && let Some(n) = open.per_doc.get_mut(doc)
+        {
             *n -= 1;
             if *n == 0 {
-                open.per_doc.remove(&self.doc);
+                open.per_doc.remove(doc);
             }
         }
         if open.sockets == 0 {
@@ -73,7 +76,23 @@ impl SocketQuotas {
         *open.per_doc.entry(doc.clone()).or_default() += 1;
         Ok(Slot {
             user: user.to_owned(),
-            doc: doc.clone(),
+            doc: Some(doc.clone()),
+            users: self.users.clone(),
+        })
+    }
+
+    /// A realtime socket (`/ws/rt`): counted against `max_sockets_per_user` with the
+    /// document sockets, opening no document.
+    pub fn acquire_socket(&self, user: &str, max_sockets: usize) -> Result<Slot, QuotaRefusal> {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let open = users.entry(user.to_owned()).or_default();
+        if open.sockets >= max_sockets {
+            return Err(QuotaRefusal::Sockets(max_sockets));
+        }
+        open.sockets += 1;
+        Ok(Slot {
+            user: user.to_owned(),
+            doc: None,
             users: self.users.clone(),
         })
     }
@@ -85,6 +104,21 @@ mod tests {
 
     fn doc(s: &str) -> DocId {
         s.parse().expect("doc id")
+    }
+
+    #[test]
+    fn realtime_sockets_count_with_document_sockets() {
+        let q = SocketQuotas::default();
+        let d = q.acquire("alice", &doc("a"), 2, 1).expect("doc socket");
+        let rt = q.acquire_socket("alice", 2).expect("rt socket");
+        assert_eq!(
+            q.acquire_socket("alice", 2).err(),
+            Some(QuotaRefusal::Sockets(2))
+        );
+        drop(rt);
+        let rt = q.acquire_socket("alice", 2).expect("freed");
+        drop((d, rt));
+        assert!(q.users.lock().unwrap().is_empty());
     }
 
     #[test]
