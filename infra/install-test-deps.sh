@@ -14,13 +14,14 @@
 #   web   clients/web/node_modules (npm ci): to check the committed app bundle (check-bundle.sh)
 #   e2e   Debian's chromium (and Korean fonts) if missing, tests/e2e/node_modules (playwright-core)
 #   rtjs  tests/richtext-js/node_modules (npm ci): TipTap + y-prosemirror for collab's richtext_js test
+#   turn  Debian's coturn (turnserver), the TURN relay for the WebRTC tests (tests/src/turn.rs)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Test tools live outside the checkout, so that a fresh clone (CI) reuses them: building
 # s3s-fs takes minutes. Override with DURE_TEST_TOOLS (tests/src/s3.rs reads the same).
 TOOLS="${DURE_TEST_TOOLS:-${HOME:-/root}/.cache/dure-test-tools}"
-STEPS=(node js s3 s3s web e2e rtjs)
+STEPS=(node js s3 s3s web e2e rtjs turn)
 # 20: npm oidc-provider 9 (tests/js/idp.mjs, the test OpenID provider) needs node >= 20.18.
 MIN_NODE_MAJOR=20
 MOTO_VERSION=5.2.5
@@ -100,6 +101,16 @@ step_e2e() {
 
 step_rtjs() {
   npm_ci_once tests/richtext-js
+}
+
+step_turn() {
+  # tests/src/turn.rs runs turnserver in the foreground with its own config file: Debian's
+  # service (disabled by default in /etc/default/coturn) is never started.
+  if ! command -v turnserver >/dev/null; then
+    apt_install coturn
+  fi
+  command -v turnserver >/dev/null || die "turnserver still missing after installing coturn"
+  log "turnserver ok ($(command -v turnserver))"
 }
 
 step_s3() {

@@ -11,7 +11,9 @@ use dure_collab::RoomConfig;
 use dure_collab::richtext::ImportLimits;
 use dure_storage_s3::{S3Config, S3Credentials, Secret};
 
+pub mod meet;
 pub mod net;
+pub use meet::MeetConfig;
 pub use net::NetLimits;
 
 /// Where documents are kept.
@@ -61,6 +63,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Connection limits and timeouts, the Host check and the readiness probes.
     pub net: NetLimits,
+    /// Meetings: API quotas, realtime socket limits, TURN/STUN servers.
+    pub meet: MeetConfig,
 }
 
 /// Who may ask how often, where a request really comes from, and the key that seals what
@@ -168,6 +172,26 @@ impl Config {
             access: AccessConfig::default(),
             metrics_listen: None,
             net: NetLimits::default(),
+            meet: MeetConfig::default(),
+        }
+    }
+
+    /// The realtime engine's limits, from the meeting settings.
+    pub fn rt_config(&self) -> dure_collab::rt::RtConfig {
+        let m = &self.meet;
+        dure_collab::rt::RtConfig {
+            max_message_bytes: m.rt_max_message_bytes,
+            signal_bytes: m.rt_signal_bytes,
+            messages_per_second: m.rt_messages_per_second,
+            signals_per_second: m.rt_signals_per_second,
+            max_errors_per_minute: m.rt_max_errors_per_minute,
+            resume_window: m.rt_resume_window,
+            replay_bytes: m.rt_replay_bytes,
+            outbound_bytes: m.rt_outbound_bytes,
+            max_participants_per_meeting: m.max_participants_per_meeting,
+            max_lobby_per_meeting: m.max_lobby_per_meeting,
+            public_url: self.public_url.clone(),
+            ..dure_collab::rt::RtConfig::default()
         }
     }
 }
@@ -415,6 +439,8 @@ pub struct Cli {
     pub metrics_listen: Option<String>,
     #[command(flatten)]
     pub net: net::NetFlags,
+    #[command(flatten)]
+    pub meet: meet::MeetFlags,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -514,11 +540,15 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         }
     }
     for (key, value) in flat {
-        if !FILE_KEYS.contains(&key.as_str()) && !net::FILE_KEYS.contains(&key.as_str()) {
+        if !FILE_KEYS.contains(&key.as_str())
+            && !net::FILE_KEYS.contains(&key.as_str())
+            && !meet::FILE_KEYS.contains(&key.as_str())
+        {
             return Err(file_err(format!(
-                "unknown setting `{key}` (known: {}, {})",
+                "unknown setting `{key}` (known: {}, {}, {})",
                 FILE_KEYS.join(", "),
-                net::FILE_KEYS.join(", ")
+                net::FILE_KEYS.join(", "),
+                meet::FILE_KEYS.join(", ")
             )));
         }
         let text = match value {
@@ -849,6 +879,7 @@ impl Cli {
             }
         };
         let net = self.net.resolve(&file, ping_interval)?;
+        let meet = self.meet.resolve(&file)?;
         let oidc = if oidc_on {
             Some(self.oidc_config(&file, &public_url)?)
         } else {
@@ -888,6 +919,7 @@ impl Cli {
             access,
             metrics_listen,
             net,
+            meet,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod docs;
 mod edge;
 pub mod error_code;
 pub mod logging;
+pub mod meetings;
 pub mod metrics;
 pub mod metrics_listen;
 pub mod rate_limit;

@@ -18,6 +18,16 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RetryableLabel {
     pub retryable: String,
 }
@@ -39,6 +49,69 @@ pub struct Metrics {
     pub compactions: Counter,
     /// Documents whose writes are currently failing (for readiness).
     pub failing_writers: AtomicI64,
+    /// Realtime sockets and meetings (fed by the engine through `RtObserver`).
+    pub rt: RtMetrics,
+}
+
+/// What the realtime engine reports: sockets, meetings, people in calls and lobbies,
+/// signalling, chat, TURN credentials, errors.
+#[derive(Default)]
+pub struct RtMetrics {
+    pub sockets: Gauge,
+    pub socket_closes: Family<CodeLabel, Counter>,
+    pub meetings_active: Gauge,
+    pub participants: Gauge,
+    pub lobby_waiting: Gauge,
+    pub signals: Family<KindLabel, Counter>,
+    pub chat_messages: Counter,
+    pub turn_credentials: Counter,
+    pub errors: Family<CodeLabel, Counter>,
+}
+
+impl RtMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register("rt_sockets", "Open realtime sockets", self.sockets.clone());
+        registry.register(
+            "rt_socket_closes",
+            "Realtime sockets closed, by close code",
+            self.socket_closes.clone(),
+        );
+        registry.register(
+            "meetings_active",
+            "Meetings with a running owner task",
+            self.meetings_active.clone(),
+        );
+        registry.register(
+            "meeting_participants",
+            "People in meeting calls (not lobbies)",
+            self.participants.clone(),
+        );
+        registry.register(
+            "meeting_lobby_waiting",
+            "People waiting in meeting lobbies",
+            self.lobby_waiting.clone(),
+        );
+        registry.register(
+            "meeting_signals",
+            "Signalling messages relayed, by kind",
+            self.signals.clone(),
+        );
+        registry.register(
+            "meeting_chat_messages",
+            "Meeting chat messages sent",
+            self.chat_messages.clone(),
+        );
+        registry.register(
+            "meeting_turn_credentials",
+            "TURN credentials issued",
+            self.turn_credentials.clone(),
+        );
+        registry.register(
+            "rt_errors",
+            "Realtime requests answered with an error, by code",
+            self.errors.clone(),
+        );
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -76,8 +149,10 @@ impl Metrics {
             store_errors: Family::default(),
             compactions: Counter::default(),
             failing_writers: AtomicI64::new(0),
+            rt: RtMetrics::default(),
             registry: Registry::default(),
         };
+        m.rt.register(&mut registry);
         registry.register(
             "connections",
             "Open document sockets",
@@ -196,5 +271,142 @@ impl Observer for Metrics {
     }
     fn connection_closed(&self, reason: &CloseReason) {
         self.closed(reason.label());
+    }
+}
+
+/// Labels come from the engine, but a bounded set of them: signal kinds it validated, error
+/// codes of its fixed table. Anything else is folded into `other` so a bug cannot grow the
+/// label set without bound.
+fn bounded_label(value: &str, known: &[&str]) -> String {
+    if known.contains(&value) {
+        value.to_owned()
+    } else {
+        "other".to_owned()
+    }
+}
+
+const SIGNAL_KINDS: &[&str] = &["offer", "answer", "candidate", "restart"];
+const RT_ERROR_CODES: &[&str] = &[
+    "bad_request",
+    "malformed",
+    "too_large",
+    "rate_limited",
+    "hello_first",
+    "unsupported_version",
+    "unknown_type",
+    "not_found",
+    "invite_expired",
+    "invite_revoked",
+    "invite_used_up",
+    "locked",
+    "ended",
+    "denied",
+    "removed",
+    "not_admitted",
+    "not_joined",
+    "forbidden",
+    "unknown_participant",
+    "already_joined",
+    "unavailable",
+    "internal",
+    "slow_reader",
+];
+
+impl dure_collab::rt::RtObserver for Metrics {
+    fn socket_opened(&self) {
+        self.rt.sockets.inc();
+    }
+    fn socket_closed(&self, code: u16) {
+        self.rt.sockets.dec();
+        self.rt
+            .socket_closes
+            .get_or_create(&CodeLabel {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+    fn meeting_active(&self, active: bool) {
+        if active {
+            self.rt.meetings_active.inc();
+        } else {
+            self.rt.meetings_active.dec();
+        }
+    }
+    fn participant(&self, joined: bool) {
+        if joined {
+            self.rt.participants.inc();
+        } else {
+            self.rt.participants.dec();
+        }
+    }
+    fn lobby(&self, waiting: bool) {
+        if waiting {
+            self.rt.lobby_waiting.inc();
+        } else {
+            self.rt.lobby_waiting.dec();
+        }
+    }
+    fn signal_relayed(&self, kind: &str) {
+        self.rt
+            .signals
+            .get_or_create(&KindLabel {
+                kind: bounded_label(kind, SIGNAL_KINDS),
+            })
+            .inc();
+    }
+    fn chat_message(&self) {
+        self.rt.chat_messages.inc();
+    }
+    fn turn_issued(&self) {
+        self.rt.turn_credentials.inc();
+    }
+    fn error_sent(&self, code: &str) {
+        self.rt
+            .errors
+            .get_or_create(&CodeLabel {
+                code: bounded_label(code, RT_ERROR_CODES),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dure_collab::rt::RtObserver;
+
+    #[test]
+    fn realtime_metrics_are_exported_with_bounded_labels() {
+        let m = Metrics::new();
+        m.socket_opened();
+        m.socket_opened();
+        m.socket_closed(1000);
+        m.meeting_active(true);
+        m.participant(true);
+        m.participant(true);
+        m.participant(false);
+        m.lobby(true);
+        m.signal_relayed("offer");
+        m.signal_relayed("<script>");
+        m.chat_message();
+        m.turn_issued();
+        m.error_sent("locked");
+        m.error_sent("made_up");
+        let text = m.encode();
+        for line in [
+            "dure_rt_sockets 1",
+            "dure_rt_socket_closes_total{code=\"1000\"} 1",
+            "dure_meetings_active 1",
+            "dure_meeting_participants 1",
+            "dure_meeting_lobby_waiting 1",
+            "dure_meeting_signals_total{kind=\"offer\"} 1",
+            "dure_meeting_signals_total{kind=\"other\"} 1",
+            "dure_meeting_chat_messages_total 1",
+            "dure_meeting_turn_credentials_total 1",
+            "dure_rt_errors_total{code=\"locked\"} 1",
+            "dure_rt_errors_total{code=\"other\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -134,7 +134,9 @@ impl Server {
         info!("shutting down: flushing documents and closing connections (deadline {deadline:?})");
         accepting.store(false, Ordering::Release);
         stop.cancel();
-        let flushed = state.rooms.shutdown(deadline).await;
+        // Realtime sockets close 1012 (clients resume elsewhere) while documents flush.
+        let (flushed, ()) =
+            tokio::join!(state.rooms.shutdown(deadline), state.rt.shutdown(deadline));
         if !flushed {
             warn!(
                 "shutdown deadline passed before every document was flushed (store unreachable?)"

@@ -14,6 +14,9 @@ use crate::docs::import_gate::ImportGate;
 use crate::docs::open_quota::SocketQuotas;
 use crate::edge::hosts::AllowedHosts;
 use crate::edge::per_address::PerAddress;
+use dure_collab::rt::RtHub;
+
+use crate::meetings::{MeetingEvents, StoreDirectory};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::server::ServerError;
@@ -41,6 +44,25 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// Document sockets per source address still waiting for their first-message token.
     pub unauthenticated: Arc<PerAddress>,
+    /// Meetings over the store: the HTTP API uses it directly, the realtime engine through
+    /// `dure_collab::meet::MeetingDirectory`.
+    pub meetings: Arc<StoreDirectory>,
+    /// How the meetings API reaches live meeting sockets (end, revoke): the realtime hub.
+    pub meeting_events: Arc<dyn MeetingEvents>,
+    /// The realtime engine behind `/ws/rt`.
+    pub rt: RtHub,
+    /// Guest (anonymous) realtime sockets per source address.
+    pub rt_anonymous: Arc<PerAddress>,
+}
+
+impl MeetingEvents for RtHub {
+    fn end_meeting(&self, slug: &str) {
+        RtHub::end_meeting(self, slug);
+    }
+
+    fn invite_revoked(&self, slug: &str, invite_id: &str) {
+        RtHub::invite_revoked(self, slug, invite_id);
+    }
 }
 
 impl AppState {
@@ -68,13 +90,24 @@ impl AppState {
             }
         }
         let audit = AuditLog::new(store.clone());
+        let meetings = Arc::new(StoreDirectory::new(
+            store.clone(),
+            catalog.clone(),
+            audit.clone(),
+            &config,
+        ));
         let rooms = Rooms::new(DocStore::new(store), config.rooms.clone(), metrics.clone());
+        let rt = RtHub::new(config.rt_config(), meetings.clone(), metrics.clone());
         Ok(AppState {
             imports: Arc::new(ImportGate::new(config.limits.import_concurrency)),
             open: Arc::new(SocketQuotas::default()),
             hosts: Arc::new(AllowedHosts::new(&config)),
             readiness,
             unauthenticated: Arc::new(PerAddress::default()),
+            meetings,
+            meeting_events: Arc::new(rt.clone()),
+            rt,
+            rt_anonymous: Arc::new(PerAddress::default()),
             config: Arc::new(config),
             rooms,
             metrics,

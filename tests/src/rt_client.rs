@@ -210,6 +210,18 @@ impl RtClient {
         }
     }
 
+    /// The code of the next `error` frame (for frames sent without a readable id); events
+    /// read meanwhile are kept.
+    pub async fn next_error(&mut self) -> Result<String, BoxError> {
+        loop {
+            let f = self.frame().await?;
+            if f["type"] == "error" {
+                return Ok(f["data"]["code"].as_str().unwrap_or_default().to_owned());
+            }
+            self.events.push(f);
+        }
+    }
+
     pub fn has_event(&self, kind: &str) -> bool {
         self.events.iter().any(|e| e["type"] == kind)
     }

@@ -30,7 +30,12 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(index)).fallback(fallback)
+    Router::new()
+        .route("/", get(index))
+        // A meeting link opens the app for every slug, existing or not (the page asks the
+        // API or the socket, which decide who may see what).
+        .route("/m/{slug}", get(index))
+        .fallback(fallback)
 }
 
 async fn index(headers: HeaderMap) -> Response {

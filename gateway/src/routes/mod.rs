@@ -10,6 +10,8 @@ mod audit_api;
 mod doc_socket;
 mod docs_api;
 mod health;
+mod meetings_api;
+mod rt_socket;
 mod sign_in;
 mod transfer;
 
@@ -19,6 +21,8 @@ pub fn router(state: AppState) -> Router {
         .merge(doc_socket::routes())
         .merge(sign_in::routes())
         .merge(docs_api::routes())
+        .merge(meetings_api::routes())
+        .merge(rt_socket::routes())
         .merge(audit_api::routes())
         .merge(transfer::routes())
         // Last: the app's router carries the fallback (its index.html for app paths).

@@ -149,7 +149,13 @@ fn rt_user(p: &Principal, local: bool) -> RtUser {
     }
 }
 
-async fn serve(socket: WebSocket, state: AppState, who: RtPrincipal, client: ClientAddr, counted: Counted) {
+async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    who: RtPrincipal,
+    client: ClientAddr,
+    counted: Counted,
+) {
     let rt = state.rt.connect(who, client.0);
     let (mut sink, mut stream) = socket.split();
     let (sender, mut receiver) = (rt.sender, rt.receiver);
