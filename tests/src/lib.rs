@@ -5,6 +5,9 @@
 //! - [`jsclient`]: real JS Yjs clients (`yjs` + `y-websocket`) driven through node.
 //! - [`idp`]: a real OpenID provider (npm `oidc-provider`) with test users and key rotation.
 //! - [`browser`]: a cookie-jar HTTP client that signs in to Dure through that provider.
+//! - [`rt_client`]: a client of the realtime socket (`/ws/rt`).
+//! - [`turn`]: a real TURN relay (coturn) checking REST credentials.
+//! - [`webrtc_peer`]: WebRTC peers (the `webrtc` crate) with a data channel.
 
 pub mod browser;
 pub mod idp;
@@ -12,4 +15,6 @@ pub mod jsclient;
 pub mod rt_client;
 pub mod s3;
 pub mod server;
+pub mod turn;
+pub mod webrtc_peer;
 pub mod yclient;

@@ -231,7 +231,8 @@ impl Service {
     }
 }
 
-fn collect_lines(
+/// Keeps the last lines of a child's output stream in `log` (shared with [`crate::turn`]).
+pub(crate) fn collect_lines(
     stream: impl AsyncRead + Unpin + Send + 'static,
     log: Arc<Mutex<VecDeque<String>>>,
 ) {
