@@ -41,6 +41,13 @@ struct MemDirectory {
     audit: Mutex<Vec<MeetingAudit>>,
     /// TURN credentials' lifetime; none configured when `None`.
     turn_ttl_ms: Option<u64>,
+    /// When set, each chat write waits for a permit: a store that is slow to write.
+    chat_gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// When set, chat writes fail: a store that is down.
+    chat_fails: std::sync::atomic::AtomicBool,
+    /// Chat writes in progress now, and the most seen at once.
+    chat_writing: std::sync::atomic::AtomicUsize,
+    chat_writing_peak: std::sync::atomic::AtomicUsize,
 }
 
 fn now_ms() -> u64 {
@@ -143,6 +150,17 @@ impl MeetingDirectory for MemDirectory {
     }
 
     async fn append_chat(&self, slug: &str, msg: &ChatMessage) -> Result<(), String> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.chat_writing.fetch_add(1, SeqCst) + 1;
+        self.chat_writing_peak.fetch_max(now, SeqCst);
+        let gate = self.chat_gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        self.chat_writing.fetch_sub(1, SeqCst);
+        if self.chat_fails.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("store down".into());
+        }
         let mut meetings = self.meetings.lock().unwrap();
         let m = meetings.get_mut(slug).ok_or("no meeting")?;
         if m.chat.iter().any(|c| c.seq == msg.seq) {
@@ -747,6 +765,120 @@ async fn chat_is_stamped_stored_and_shown_to_later_joiners() {
     assert_eq!(
         c.err("meet.chat.history", json!({"limit": 0})).await,
         "bad_request"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_chat_store_holds_up_chat_only_and_a_failed_write_is_refused() {
+    let f = fixture(RtConfig::default(), None);
+    let mut a = Client::hello(&f.hub, user("host")).await;
+    a.ok("meet.join", json!({"slug": "m1"})).await;
+    let mut b = Client::hello(&f.hub, user("b")).await;
+    let b_id = b.ok("meet.join", json!({"slug": "m1"})).await["participant"]["id"].clone();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *f.dir.chat_gate.lock().unwrap() = Some(gate.clone());
+
+    // The chat line waits for the store; the signal after it does not wait for the chat.
+    a.raw(
+        &json!({"v": 1, "type": "meet.chat.send", "id": "chat1", "data": {"text": "slow"}})
+            .to_string(),
+    )
+    .await;
+    let sig = json!({"to": b_id, "kind": "candidate", "payload": {"candidate": "c"}});
+    let reply = a.req("meet.signal", sig).await;
+    assert_eq!(reply["type"], "ok", "{reply}");
+    assert!(
+        !a.events.iter().any(|e| e["re"] == "chat1"),
+        "the chat is not answered before it is stored"
+    );
+    let got = b.event("meet.signal").await;
+    assert_eq!(got["payload"]["candidate"], "c");
+    assert!(!b.events.iter().any(|e| e["type"] == "meet.chat"));
+    // A newcomer meanwhile is let in at once; the backlog holds what is stored.
+    let mut c = Client::hello(&f.hub, user("c")).await;
+    c.ok("meet.join", json!({"slug": "m1"})).await;
+    assert_eq!(c.event("meet.chat.backlog").await["messages"], json!([]));
+
+    gate.add_permits(1);
+    let stored = loop {
+        let fr = a.frame().await;
+        if fr["re"] == "chat1" {
+            break fr;
+        }
+    };
+    assert_eq!(
+        (&stored["type"], &stored["data"]["seq"]),
+        (&json!("ok"), &json!(1))
+    );
+    assert_eq!(b.event("meet.chat").await["text"], "slow");
+    assert_eq!(c.event("meet.chat").await["text"], "slow");
+    *f.dir.chat_gate.lock().unwrap() = None;
+
+    // A write the store refuses is answered `unavailable`, shown to nobody, and the chat
+    // goes on once the store is back, with a higher sequence.
+    f.dir
+        .chat_fails
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        a.err("meet.chat.send", json!({"text": "lost"})).await,
+        "unavailable"
+    );
+    f.dir
+        .chat_fails
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let r = a.ok("meet.chat.send", json!({"text": "back"})).await;
+    assert!(r["seq"].as_u64().unwrap() > 1, "{r}");
+    let next = b.event("meet.chat").await;
+    assert_eq!(next["text"], "back", "the refused line was never shown");
+    let stored: Vec<String> = f.dir.meetings.lock().unwrap()["m1"]
+        .chat
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert_eq!(stored, ["slow", "back"]);
+}
+
+#[tokio::test]
+async fn chat_store_writes_bounds_writes_across_meetings() {
+    let cfg = RtConfig {
+        chat_store_writes: 1,
+        ..RtConfig::default()
+    };
+    let f = fixture(cfg, None);
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *f.dir.chat_gate.lock().unwrap() = Some(gate.clone());
+    let mut a = Client::hello(&f.hub, user("host")).await;
+    a.ok("meet.join", json!({"slug": "m1"})).await;
+    let mut b = Client::hello(&f.hub, user("other")).await;
+    b.ok("meet.join", json!({"slug": "m2"})).await;
+    for c in [&mut a, &mut b] {
+        c.raw(
+            &json!({"v": 1, "type": "meet.chat.send", "id": "w", "data": {"text": "hi"}})
+                .to_string(),
+        )
+        .await;
+    }
+    // Both meetings' writers have their line; only one may be at the store.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        f.dir.chat_writing.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    gate.add_permits(2);
+    for c in [&mut a, &mut b] {
+        let r = loop {
+            let fr = c.frame().await;
+            if fr["re"] == "w" {
+                break fr;
+            }
+        };
+        assert_eq!(r["type"], "ok", "{r}");
+    }
+    assert_eq!(
+        f.dir
+            .chat_writing_peak
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
     );
 }
 

@@ -190,6 +190,7 @@ impl Config {
             outbound_bytes: m.rt_outbound_bytes,
             max_participants_per_meeting: m.max_participants_per_meeting,
             max_lobby_per_meeting: m.max_lobby_per_meeting,
+            chat_store_writes: m.chat_store_writes,
             public_url: self.public_url.clone(),
             ..dure_collab::rt::RtConfig::default()
         }

@@ -1,6 +1,7 @@
 //! Meetings: one owner task per live meeting holds its roster, lobby, lock and chat sequence
 //! and relays signalling between admitted participants (`docs/realtime.md`).
 
+mod chat;
 mod directory;
 mod media;
 mod owner;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use super::chat::{Chat, ChatStored};
 use super::directory::{
     Admission, Ban, ChatAuthor, ChatMessage, Entry, MeetingAudit, MeetingInfo, Role,
 };
@@ -19,8 +20,6 @@ use crate::rt::limits::Bucket;
 use crate::rt::responder::Responder;
 use crate::rt::session::{MeetingLink, Session};
 
-/// Chat messages a newcomer gets on entering.
-const BACKLOG: usize = 50;
 const MAX_CHAT_CHARS: usize = 4000;
 const SIGNAL_KINDS: [&str; 4] = ["offer", "answer", "candidate", "restart"];
 /// Commands queued for one meeting; senders wait when it is full.
@@ -50,6 +49,8 @@ pub(crate) enum Command {
     InviteRevoked {
         invite_id: String,
     },
+    /// The chat writer stored a message, or could not.
+    ChatStored(ChatStored),
 }
 
 /// What became of a join: handled (answered), or the owner was retiring and the socket
@@ -110,12 +111,12 @@ pub(crate) fn spawn_owner(shared: Arc<Shared>, info: MeetingInfo, id: u64) -> Me
     let owner = Owner {
         shared: shared.clone(),
         handle: handle.clone(),
+        chat: Chat::new(&shared, &info.slug, handle.clone()),
         info,
         locked: false,
         ended: false,
         people: HashMap::new(),
         arrivals: 0,
-        chat_seq: None,
     };
     shared.tracker.spawn(owner.run(rx));
     handle
@@ -129,8 +130,7 @@ struct Owner {
     ended: bool,
     people: HashMap<String, Person>,
     arrivals: u64,
-    /// The highest chat sequence stored; loaded on first use.
-    chat_seq: Option<u64>,
+    chat: Chat,
 }
 
 fn bad(r: Responder, e: BadField) {
@@ -165,7 +165,9 @@ impl Owner {
     fn retire(&mut self, rx: &mut mpsc::Receiver<Command>) -> bool {
         {
             let mut meetings = self.shared.lock_meetings();
-            if !self.ended && !rx.is_empty() {
+            // Stay while chat lines are on their way to the store: their senders get an
+            // answer, and a newcomer meanwhile finds this owner, not a second one.
+            if !self.ended && (!rx.is_empty() || self.chat.in_flight > 0) {
                 return false;
             }
             if meetings
@@ -191,6 +193,9 @@ impl Owner {
                 }
                 Command::Request { responder, .. } => {
                     responder.err("not_joined", "you are not in this meeting")
+                }
+                Command::ChatStored(report) => {
+                    self.chat.stored(report);
                 }
                 Command::Expire { .. } | Command::End | Command::InviteRevoked { .. } => {}
             }
@@ -234,6 +239,11 @@ impl Owner {
             Command::End => {
                 self.audit("meeting.end", None, None, None);
                 self.end_all();
+            }
+            Command::ChatStored(report) => {
+                if let Some(msg) = self.chat.stored(report) {
+                    self.broadcast("meet.chat", &json!(msg));
+                }
             }
             Command::InviteRevoked { invite_id } => {
                 let waiting: Vec<String> = self
@@ -363,16 +373,8 @@ impl Owner {
         let host = p.role.is_host();
         self.shared.observer.participant(true);
         self.issue_turn(id);
-        match self
-            .shared
-            .dir
-            .recent_chat(&self.info.slug, None, BACKLOG)
-            .await
-        {
-            Ok(messages) => session.emit("meet.chat.backlog", &json!({"messages": messages})),
-            Err(e) => {
-                tracing::warn!(slug = %self.info.slug, error = %e, "meeting chat backlog unavailable")
-            }
+        if let Some(backlog) = self.chat.backlog(&self.shared).await {
+            session.emit("meet.chat.backlog", &backlog);
         }
         self.send_roster();
         if host {
@@ -542,7 +544,7 @@ impl Owner {
             "meet.signal" if joined => self.signal(&pid, &data, r),
             "meet.media" if joined => self.media(&pid, &data, r),
             "meet.chat.send" if joined => self.chat_send(&pid, &data, r).await,
-            "meet.chat.history" if joined => self.chat_history(&data, r).await,
+            "meet.chat.history" if joined => self.chat_history(&data, r),
             "meet.signal" | "meet.media" | "meet.chat.send" | "meet.chat.history" => {
                 r.err("not_admitted", "wait until a host admits you")
             }
@@ -618,19 +620,6 @@ impl Owner {
         self.send_roster();
     }
 
-    async fn next_chat_seq(&mut self) -> Option<u64> {
-        if self.chat_seq.is_none() {
-            match self.shared.dir.recent_chat(&self.info.slug, None, 1).await {
-                Ok(last) => self.chat_seq = Some(last.last().map_or(0, |m| m.seq)),
-                Err(e) => {
-                    tracing::warn!(slug = %self.info.slug, error = %e, "meeting chat unavailable");
-                    return None;
-                }
-            }
-        }
-        self.chat_seq.map(|s| s + 1)
-    }
-
     async fn chat_send(&mut self, id: &str, data: &Map<String, Value>, r: Responder) {
         let text = match req_str(data, "text", MAX_CHAT_CHARS) {
             Ok(t) if !t.trim().is_empty() => t,
@@ -647,30 +636,19 @@ impl Owner {
             name: p.name.clone(),
             user_id: p.user_id.clone(),
         };
-        let Some(seq) = self.next_chat_seq().await else {
-            return r.err("unavailable", "the meeting chat cannot be stored right now");
-        };
         let msg = ChatMessage {
             id: format!("c{}", random_id(8)),
-            seq,
+            // Numbered by the chat, in the order it hands messages to the store.
+            seq: 0,
             at: now_ms(),
             author,
             text,
             client_ref,
         };
-        if let Err(e) = self.shared.dir.append_chat(&self.info.slug, &msg).await {
-            tracing::warn!(slug = %self.info.slug, error = %e, "meeting chat message not stored");
-            // Another writer may have taken this sequence: read it again next time.
-            self.chat_seq = None;
-            return r.err("unavailable", "the message could not be stored; try again");
-        }
-        self.chat_seq = Some(seq);
-        self.shared.observer.chat_message();
-        r.ok(json!({"id": msg.id, "seq": msg.seq, "at": msg.at}));
-        self.broadcast("meet.chat", &json!(msg));
+        self.chat.send(&self.shared, msg, r).await;
     }
 
-    async fn chat_history(&mut self, data: &Map<String, Value>, r: Responder) {
+    fn chat_history(&self, data: &Map<String, Value>, r: Responder) {
         let (before, limit) = match (opt_u64(data, "before_seq"), opt_u64(data, "limit")) {
             (Ok(b), Ok(l)) => (b, l.unwrap_or(50)),
             (Err(e), _) | (_, Err(e)) => return bad(r, e),
@@ -678,15 +656,7 @@ impl Owner {
         if !(1..=100).contains(&limit) {
             return r.err("bad_request", "limit must be 1 to 100");
         }
-        match self
-            .shared
-            .dir
-            .recent_chat(&self.info.slug, before, limit as usize)
-            .await
-        {
-            Ok(messages) => r.ok(json!({"messages": messages})),
-            Err(_) => r.err("unavailable", "the meeting chat cannot be read right now"),
-        }
+        self.chat.history(&self.shared, before, limit as usize, r);
     }
 
     async fn host_control(

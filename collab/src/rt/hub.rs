@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub tracker: TaskTracker,
     pub cancel: CancellationToken,
     next_meeting: AtomicU64,
+    /// Chat writes to the store in flight, across meetings (`chat_store_writes`).
+    pub chat_writes: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -176,8 +178,10 @@ impl RtHub {
         observer: Arc<dyn RtObserver>,
         media: Arc<dyn MediaBackend>,
     ) -> Self {
+        let chat_writes = tokio::sync::Semaphore::new(cfg.chat_store_writes.max(1));
         RtHub {
             shared: Arc::new(Shared {
+                chat_writes,
                 cfg,
                 dir,
                 observer,

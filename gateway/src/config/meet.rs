@@ -22,6 +22,7 @@ pub struct MeetConfig {
     pub rt_outbound_bytes: usize,
     pub max_participants_per_meeting: usize,
     pub max_lobby_per_meeting: usize,
+    pub chat_store_writes: usize,
     pub turn: TurnConfig,
 }
 
@@ -47,6 +48,7 @@ impl Default for MeetConfig {
             rt_outbound_bytes: rt.outbound_bytes,
             max_participants_per_meeting: rt.max_participants_per_meeting,
             max_lobby_per_meeting: rt.max_lobby_per_meeting,
+            chat_store_writes: rt.chat_store_writes,
             turn: TurnConfig {
                 ttl: TURN_TTL,
                 ..TurnConfig::default()
@@ -96,6 +98,10 @@ pub struct MeetFlags {
     /// People waiting in one meeting's lobby [default: 100].
     #[arg(long, env = "DURE_MAX_LOBBY_PER_MEETING", value_name = "N")]
     pub max_lobby_per_meeting: Option<String>,
+    /// Meeting chat messages written to the store at once, across all meetings; more wait
+    /// their turn, so durable chat writes never crowd out signalling [default: 4].
+    #[arg(long, env = "DURE_CHAT_STORE_WRITES", value_name = "N")]
+    pub chat_store_writes: Option<String>,
     /// Comma-separated TURN URLs (turn: or turns:) handed to meeting participants with
     /// coturn REST credentials; needs turn_secret or turn_secret_file [default: none].
     #[arg(long, env = "DURE_TURN_URLS", value_name = "URLS")]
@@ -135,6 +141,7 @@ pub const FILE_KEYS: &[&str] = &[
     "rt_outbound_bytes",
     "max_participants_per_meeting",
     "max_lobby_per_meeting",
+    "chat_store_writes",
     "turn_urls",
     "stun_urls",
     "turn_secret",
@@ -243,6 +250,9 @@ impl MeetFlags {
         }
         if let Some(v) = get(&self.max_lobby_per_meeting, "max_lobby_per_meeting") {
             m.max_lobby_per_meeting = positive("max_lobby_per_meeting", &v)?;
+        }
+        if let Some(v) = get(&self.chat_store_writes, "chat_store_writes") {
+            m.chat_store_writes = positive("chat_store_writes", &v)?;
         }
         if let Some(v) = get(&self.turn_urls, "turn_urls") {
             m.turn.turn_urls = urls("turn_urls", &v, &["turn", "turns"])?;
@@ -379,6 +389,7 @@ mod tests {
                 vec!["--max-lobby-per-meeting", "0"],
                 "max_lobby_per_meeting",
             ),
+            (vec!["--chat-store-writes", "0"], "chat_store_writes"),
             (
                 vec!["--turn-urls", "http://t.example", "--turn-secret", "s"],
                 "turn_urls",

@@ -8,7 +8,7 @@
 //! delivery latency percentiles, server CPU, the time from a host's `meet.admit` to the
 //! guest's TURN credentials, and server memory per idle participant.
 //!
-//! `dure-rt-bench [--meetings 500] [--rate 2] [--seconds 20] [--idle 2000]`
+//! `dure-rt-bench [--meetings 500] [--rate 2] [--seconds 20] [--idle 2000] [--storage fs]`
 
 #[path = "dure_load/common.rs"]
 #[allow(dead_code)]
@@ -42,6 +42,10 @@ struct Args {
     /// Idle participants added at the end, for memory per participant.
     #[arg(long, default_value_t = 2000)]
     idle: usize,
+    /// Dure's storage backend (`fs`, the default deployment, or `memory` to see what the
+    /// durable chat writes cost).
+    #[arg(long, default_value = "fs")]
+    storage: String,
 }
 
 /// A payload the size of a real host candidate.
@@ -131,11 +135,14 @@ async fn relay_floor(args: &Args, base: Instant) -> Result<(Run, f64), BoxError>
     }
     let cpu = CpuWindow::start(Some(pid));
     drive(args, base, sinks, |t, chat| {
-        let mut v = candidate(t);
+        // The same ticks as the Dure run: a candidate every tick, plus a chat line.
+        let mut out = vec![candidate(t)];
         if chat {
-            v = json!({"chat": true, "text": "a chat line of ordinary length for a meeting", "t": t});
+            out.push(json!({"chat": true, "text": "a chat line of ordinary length for a meeting", "t": t}));
         }
-        vec![Message::Binary(serde_json::to_vec(&v).unwrap_or_default().into())]
+        out.into_iter()
+            .map(|v| Message::Binary(serde_json::to_vec(&v).unwrap_or_default().into()))
+            .collect()
     })
     .await;
     let cpu = cpu.and_then(|c| c.percent());
@@ -232,6 +239,8 @@ async fn dure_run(args: &Args, base: Instant) -> Result<(Run, f64, Samples), Box
             "turn:127.0.0.1:3478",
             "--turn-secret",
             "bench-secret",
+            "--storage",
+            &args.storage,
         ],
     )
     .await?;
