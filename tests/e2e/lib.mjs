@@ -9,7 +9,7 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.DURE_CHROMIUM || '/usr/bin/chromium';
 
-export async function launch() {
+export async function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -24,6 +24,7 @@ export async function launch() {
       '--disable-sync',
       '--disable-dev-shm-usage',
       '--font-render-hinting=none',
+      ...extraArgs,
     ],
   });
 }
@@ -126,15 +127,16 @@ export function artifacts(dir) {
 /**
  * Runs `scenarios[name](browser)` in a fresh Chromium and exits: 0 when it passed, 1 with the
  * reason on stderr and a screenshot of every open page (NAME-failure-I-J.png) when it failed.
+ * `browserArgs` are more Chromium flags (meetings: fake camera and microphone).
  */
-export async function main(scenarios, name, artifactDir) {
+export async function main(scenarios, name, artifactDir, browserArgs = []) {
   const scenario = scenarios[name];
   if (!scenario) {
     console.error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(', ')}`);
     process.exit(2);
   }
   const started = Date.now();
-  const browser = await launch();
+  const browser = await launch(browserArgs);
   try {
     await scenario(browser);
     log(`${name}: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);

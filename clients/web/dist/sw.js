@@ -1,8 +1,8 @@
 // Dure's service worker: keeps the app shell (index.html and the hashed assets) so the app
 // opens without network after one visit. Documents themselves live in IndexedDB (y-indexeddb)
 // and API answers are never cached here. Generated into dist/sw.js by vite.config.js.
-const VERSION = '68dcf67e6f32a6aa';
-const SHELL = ["/assets/index-CiYQcXZt.css","/assets/index-Txwd3ZzQ.js","/favicon.svg","/"];
+const VERSION = '538d3f965a382d43';
+const SHELL = ["/assets/index-CNHeoaR8.js","/assets/index-CPuFtTzO.css","/favicon.svg","/"];
 const CACHE = 'dure-shell-' + VERSION;
 const API = /^\/(api|auth|ws|healthz|readyz|metrics)(\/|$)/;
 

@@ -37,6 +37,24 @@ export interface DocMeta {
   shares?: Share[];
 }
 
+/** A meeting as the HTTP API shows it (docs/realtime.md). */
+export interface MeetingView {
+  slug: string;
+  url: string;
+  title: string;
+  access: 'invited' | 'organisation' | 'guests';
+  doc_id: string | null;
+  role: 'host' | 'participant';
+  ended: boolean;
+}
+
+export interface MeetingInvite {
+  id: string;
+  secret: string;
+  link: string;
+  expires_at: string;
+}
+
 export interface User {
   id: string;
   name: string;
@@ -120,6 +138,11 @@ export const api = {
       kind === 'org' ? `/api/docs/${enc(id)}/shares/org` : `/api/docs/${enc(id)}/shares/${kind}/${enc(subject ?? '')}`,
     ),
   users: (q: string) => call<{ users: User[] }>('GET', `/api/users?q=${enc(q)}`),
+  createMeeting: (title: string, docId: string | null) =>
+    call<MeetingView>('POST', '/api/meetings', { title, doc_id: docId }),
+  updateMeeting: (slug: string, fields: { access?: MeetingView['access'] }) =>
+    call<MeetingView>('PATCH', `/api/meetings/${enc(slug)}`, fields),
+  createInvite: (slug: string) => call<MeetingInvite>('POST', `/api/meetings/${enc(slug)}/invites`, {}),
   importMarkdown: (title: string, markdown: string) =>
     call<DocMeta>('POST', `/api/docs/import?title=${enc(title)}`, markdown, {
       'Content-Type': 'text/markdown; charset=utf-8',

@@ -5,6 +5,7 @@ import { onLangChange, t } from './i18n';
 import { registerServiceWorker } from './offline';
 import { docPage } from './pages/doc';
 import { listPage } from './pages/list';
+import { meetPage } from './pages/meet';
 import type { Page } from './pages/page';
 import { messagePage, notFoundPage, signInPage } from './pages/simple';
 import { parse, startRouter } from './router';
@@ -40,6 +41,7 @@ function routePage(): Page {
   const route = parse();
   if (route.name === 'list') return listPage(route.scope, route.q);
   if (route.name === 'doc') return docPage(route.id, () => show(build));
+  if (route.name === 'meet') return meetPage(route.slug);
   return notFoundPage();
 }
 
@@ -58,6 +60,8 @@ async function start(): Promise<void> {
     cachePut('me', session.me);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
+      // Guests with an invite join meetings without an account.
+      if (parse().name === 'meet') return startRouter(() => show(routePage));
       show(() => signInPage());
       return;
     }

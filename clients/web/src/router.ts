@@ -1,11 +1,15 @@
-// History-API routing. Paths: `/` and `/docs` (the list, `?scope=&q=`), `/d/{id}` (a document).
+// History-API routing. Paths: `/` and `/docs` (the list, `?scope=&q=`), `/d/{id}` (a document),
+// `/m/{slug}` (a meeting).
 
 export type Route =
   | { name: 'list'; scope: string; q: string }
   | { name: 'doc'; id: string }
+  | { name: 'meet'; slug: string }
   | { name: 'notfound' };
 
 const DOC_ID = /^[A-Za-z0-9_-]{1,128}$/;
+/** Meeting slugs are 13 characters shown with hyphens (docs/realtime.md); allow some slack. */
+const MEET_SLUG = /^[a-z0-9-]{1,40}$/;
 
 export function parse(loc: Location | URL = location): Route {
   const path = loc.pathname.replace(/\/+$/, '') || '/';
@@ -17,6 +21,11 @@ export function parse(loc: Location | URL = location): Route {
   if (m?.[1]) {
     const id = decodeURIComponent(m[1]);
     if (DOC_ID.test(id)) return { name: 'doc', id };
+  }
+  const meet = /^\/m\/([^/]+)$/.exec(path);
+  if (meet?.[1]) {
+    const slug = decodeURIComponent(meet[1]);
+    if (MEET_SLUG.test(slug)) return { name: 'meet', slug };
   }
   return { name: 'notfound' };
 }
@@ -47,4 +56,8 @@ export function navigate(path: string, replace = false): void {
 
 export function docPath(id: string): string {
   return '/d/' + encodeURIComponent(id);
+}
+
+export function meetPath(slug: string): string {
+  return '/m/' + encodeURIComponent(slug);
 }

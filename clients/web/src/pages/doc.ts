@@ -9,6 +9,8 @@ import { errorText, t, type Key } from '../i18n';
 import { navigate } from '../router';
 import { loginUrl, session } from '../session';
 import { openShareDialog } from '../share';
+import { startMeeting } from '../meet/start';
+import { MI } from '../meet/icons';
 import { downloadExport } from '../transfer';
 import { colorFor } from '../ui/avatar';
 import { langSwitch, userMenu } from '../ui/chrome';
@@ -216,6 +218,22 @@ export function docPage(id: string, reopen: () => void): Page {
             h('span', { class: 'hide-narrow' }, t('share')),
           )
         : null;
+    const meetBtn =
+      (role === 'owner' || role === 'editor') && !closed
+        ? h(
+            'button',
+            {
+              class: 'btn meet-btn',
+              type: 'button',
+              'data-testid': 'meet',
+              'aria-label': t('meet'),
+              title: t('meet'),
+              onclick: () => void startMeeting(t('meetDocTitle', { title: titleInput.value || meta?.title || t('untitled') }), id),
+            },
+            icon(MI.video, 16),
+            h('span', { class: 'hide-narrow' }, t('meet')),
+          )
+        : null;
     replace(
       topbar,
       h('a', { class: 'icon-btn back-btn', href: '/', 'data-link': true, 'aria-label': t('backToDocuments'), title: t('backToDocuments') }, icon(I.back, 20)),
@@ -223,6 +241,7 @@ export function docPage(id: string, reopen: () => void): Page {
       h('div', { class: 'doc-heading' }, titleInput, h('div', { class: 'doc-meta-line' }, statusEl, role !== 'owner' && meta && !closed ? roleBadge(role) : null)),
       h('div', { class: 'spacer' }),
       closed ? null : pres.el,
+      meetBtn,
       shareBtn,
       menuButton(h('button', { class: 'icon-btn', type: 'button', 'aria-label': t('more'), title: t('more'), 'data-testid': 'more' }, icon(I.more, 20)), moreItems),
       langSwitch(),

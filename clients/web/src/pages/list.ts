@@ -11,6 +11,8 @@ import { toast } from '../ui/toast';
 import { roleBadge } from '../ui/role';
 import { pickMarkdownFile } from '../transfer';
 import type { Page } from './page';
+import { MI } from '../meet/icons';
+import { startMeeting } from '../meet/start';
 
 const TABS: { scope: Scope; label: Key; empty: Key }[] = [
   { scope: 'all', label: 'tabRecent', empty: 'emptyRecent' },
@@ -154,6 +156,12 @@ export function listPage(scopeParam: string, initialQ: string): Page {
         h(
           'div',
           { class: 'list-actions' },
+          h(
+            'button',
+            { class: 'btn', type: 'button', onclick: () => void startMeeting(t('meetDefaultTitle'), null), 'data-testid': 'new-meeting', 'aria-label': t('newMeeting') },
+            icon(MI.video, 16),
+            h('span', { class: 'hide-narrow' }, t('newMeeting')),
+          ),
           h(
             'button',
             { class: 'btn', type: 'button', onclick: () => void importMd() },
