@@ -48,6 +48,8 @@ struct MemDirectory {
     /// Chat writes in progress now, and the most seen at once.
     chat_writing: std::sync::atomic::AtomicUsize,
     chat_writing_peak: std::sync::atomic::AtomicUsize,
+    /// Chat writes made (each may hold several messages).
+    chat_batches: std::sync::atomic::AtomicUsize,
 }
 
 fn now_ms() -> u64 {
@@ -149,7 +151,9 @@ impl MeetingDirectory for MemDirectory {
         Ok(())
     }
 
-    async fn append_chat(&self, slug: &str, msg: &ChatMessage) -> Result<(), String> {
+    async fn append_chat(&self, slug: &str, msgs: &[ChatMessage]) -> Result<(), String> {
+        self.chat_batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         use std::sync::atomic::Ordering::SeqCst;
         let now = self.chat_writing.fetch_add(1, SeqCst) + 1;
         self.chat_writing_peak.fetch_max(now, SeqCst);
@@ -163,10 +167,12 @@ impl MeetingDirectory for MemDirectory {
         }
         let mut meetings = self.meetings.lock().unwrap();
         let m = meetings.get_mut(slug).ok_or("no meeting")?;
-        if m.chat.iter().any(|c| c.seq == msg.seq) {
-            return Err("sequence taken".into());
+        for msg in msgs {
+            if m.chat.iter().any(|c| c.seq == msg.seq) {
+                return Err("sequence taken".into());
+            }
         }
-        m.chat.push(msg.clone());
+        m.chat.extend(msgs.iter().cloned());
         Ok(())
     }
 
@@ -791,6 +797,13 @@ async fn a_slow_chat_store_holds_up_chat_only_and_a_failed_write_is_refused() {
         !a.events.iter().any(|e| e["re"] == "chat1"),
         "the chat is not answered before it is stored"
     );
+    // Two more lines queue behind the first write and go to the store together.
+    for id in ["chat2", "chat3"] {
+        a.raw(
+            &json!({"v": 1, "type": "meet.chat.send", "id": id, "data": {"text": id}}).to_string(),
+        )
+        .await;
+    }
     let got = b.event("meet.signal").await;
     assert_eq!(got["payload"]["candidate"], "c");
     assert!(!b.events.iter().any(|e| e["type"] == "meet.chat"));
@@ -812,6 +825,22 @@ async fn a_slow_chat_store_holds_up_chat_only_and_a_failed_write_is_refused() {
     );
     assert_eq!(b.event("meet.chat").await["text"], "slow");
     assert_eq!(c.event("meet.chat").await["text"], "slow");
+    gate.add_permits(1);
+    for (id, seq) in [("chat2", 2), ("chat3", 3)] {
+        let r = loop {
+            let fr = a.frame().await;
+            if fr["re"] == id {
+                break fr;
+            }
+        };
+        assert_eq!(r["data"]["seq"], seq, "{r}");
+        assert_eq!(b.event("meet.chat").await["text"], id, "in order");
+    }
+    assert_eq!(
+        f.dir.chat_batches.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "three lines, two writes"
+    );
     *f.dir.chat_gate.lock().unwrap() = None;
 
     // A write the store refuses is answered `unavailable`, shown to nobody, and the chat
@@ -835,7 +864,7 @@ async fn a_slow_chat_store_holds_up_chat_only_and_a_failed_write_is_refused() {
         .iter()
         .map(|m| m.text.clone())
         .collect();
-    assert_eq!(stored, ["slow", "back"]);
+    assert_eq!(stored, ["slow", "chat2", "chat3", "back"]);
 }
 
 #[tokio::test]

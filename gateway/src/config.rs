@@ -190,7 +190,9 @@ impl Config {
             outbound_bytes: m.rt_outbound_bytes,
             max_participants_per_meeting: m.max_participants_per_meeting,
             max_lobby_per_meeting: m.max_lobby_per_meeting,
-            chat_store_writes: m.chat_store_writes,
+            chat_store_writes: m
+                .chat_store_writes
+                .unwrap_or_else(|| meet::chat_store_writes_for(&self.storage)),
             public_url: self.public_url.clone(),
             ..dure_collab::rt::RtConfig::default()
         }
@@ -1228,6 +1230,17 @@ mod tests {
         assert_eq!(cfg.listen, "127.0.0.1:8080".parse().expect("addr"));
         assert_eq!(cfg.data_dir, PathBuf::from("dure-data"));
         assert!(matches!(cfg.storage, StorageBackend::Fs));
+    }
+
+    #[test]
+    fn chat_store_writes_follows_the_backend_unless_set() {
+        let rt = |args: &[&str]| cli(args).resolve().expect("valid").rt_config();
+        assert_eq!(rt(&[]).chat_store_writes, 2, "fs: fsyncs share the CPU");
+        assert_eq!(rt(&["--storage", "memory"]).chat_store_writes, 32);
+        assert_eq!(
+            rt(&["--storage", "memory", "--chat-store-writes", "5"]).chat_store_writes,
+            5
+        );
     }
 
     #[test]

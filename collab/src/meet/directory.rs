@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::rt::Principal;
 
+/// Chat messages stored in one write at most.
+pub const CHAT_BATCH: usize = 32;
+
 /// A meeting as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeetingInfo {
@@ -164,8 +167,10 @@ pub trait MeetingDirectory: Send + Sync + 'static {
     async fn burn_invite(&self, slug: &str, invite_id: &str) -> Result<(), Refusal>;
     /// Records that a removed participant may not come back.
     async fn ban(&self, slug: &str, ban: &Ban) -> Result<(), Refusal>;
-    /// Stores one chat message (its `seq` is unique per meeting).
-    async fn append_chat(&self, slug: &str, msg: &ChatMessage) -> Result<(), String>;
+    /// Stores chat messages of consecutive sequences (at most [`CHAT_BATCH`], oldest first)
+    /// as one write, so a burst costs one object; refused if any of those sequences is
+    /// already stored.
+    async fn append_chat(&self, slug: &str, msgs: &[ChatMessage]) -> Result<(), String>;
     /// The newest `limit` messages below `before_seq` (all when `None`), oldest first.
     async fn recent_chat(
         &self,

@@ -8,8 +8,8 @@ mod owner;
 mod requests;
 
 pub use directory::{
-    Admission, Ban, ChatAuthor, ChatMessage, Entry, IceServer, MeetingAudit, MeetingDirectory,
-    MeetingInfo, Refusal, Role, TurnGrant,
+    Admission, Ban, CHAT_BATCH, ChatAuthor, ChatMessage, Entry, IceServer, MeetingAudit,
+    MeetingDirectory, MeetingInfo, Refusal, Role, TurnGrant,
 };
 pub use media::{MediaBackend, Mesh, SignalRoute};
 pub(crate) use owner::{Command, JoinOutcome, MeetingHandle, spawn_owner};

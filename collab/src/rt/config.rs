@@ -44,7 +44,7 @@ impl Default for RtConfig {
             outbound_bytes: 1024 * 1024,
             max_participants_per_meeting: 50,
             max_lobby_per_meeting: 100,
-            chat_store_writes: 4,
+            chat_store_writes: 2,
             heartbeat: Duration::from_secs(20),
             public_url: "http://127.0.0.1:8080".to_owned(),
         }

@@ -623,12 +623,19 @@ impl MeetingDirectory for StoreDirectory {
         })
     }
 
-    async fn append_chat(&self, slug: &str, msg: &ChatMessage) -> Result<(), String> {
+    async fn append_chat(&self, slug: &str, msgs: &[ChatMessage]) -> Result<(), String> {
         if !slug::is_slug(slug) {
             return Err("not a meeting slug".into());
         }
-        let key = record::chat_key(slug, msg.seq).map_err(|e| e.to_string())?;
-        let body = record::encode(msg).map_err(|e| e.to_string())?;
+        let first = msgs.first().ok_or("no chat messages to store")?.seq;
+        let batch = record::ChatBatch::new(msgs.to_vec());
+        let key = record::chat_key(slug, first).map_err(|e| e.to_string())?;
+        // What could not be read back is never written.
+        batch.check(&key, first).map_err(|e| e.to_string())?;
+        let body = record::encode(&batch).map_err(|e| e.to_string())?;
+        if body.len() > record::CHAT_MAX_BYTES {
+            return Err(format!("chat batch of {} bytes is too large", body.len()));
+        }
         self.store
             .put(&key, body, PutCondition::IfAbsent)
             .await
@@ -650,38 +657,51 @@ impl MeetingDirectory for StoreDirectory {
             .list(&record::chat_prefix(slug))
             .await
             .map_err(|e| e.to_string())?;
-        // Keys sort by sequence (zero-padded); keep the newest `limit` below `before_seq`.
-        let mut keys: Vec<Key> = listed
+        // Keys are batches named by their first sequence (zero-padded, so they sort); a
+        // batch starting below `before_seq` may hold messages at or past it.
+        let mut keys: Vec<(u64, Key)> = listed
             .into_iter()
-            .filter(|e| {
-                e.key
-                    .as_str()
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .is_some_and(|seq| before_seq.is_none_or(|b| seq < b))
+            .filter_map(|e| {
+                let first = e.key.as_str().rsplit('/').next()?.parse::<u64>().ok()?;
+                before_seq
+                    .is_none_or(|b| first < b)
+                    .then_some((first, e.key))
             })
-            .map(|e| e.key)
             .collect();
-        let skip = keys.len().saturating_sub(limit.min(1000));
-        keys.drain(..skip);
-        let mut fetched =
-            futures_util::stream::iter(
-                keys.into_iter().map(|k| {
-                    let store = self.store.clone();
-                    async move {
-                        record::read_json::<ChatMessage>(&store, &k, record::CHAT_MAX_BYTES).await
-                    }
-                }),
-            )
-            .buffered(16);
-        let mut out = Vec::new();
-        while let Some(got) = fetched.next().await {
-            if let Some((m, _)) = got.map_err(|e| e.to_string())? {
-                out.push(m);
+        keys.sort_by_key(|(first, _)| *first);
+        let limit = limit.min(1000);
+        // Newest batch first, until `limit` messages are in hand.
+        let mut fetched = futures_util::stream::iter(keys.into_iter().rev().map(|(first, k)| {
+            let store = self.store.clone();
+            async move {
+                let got =
+                    record::read_json::<record::ChatBatch>(&store, &k, record::CHAT_MAX_BYTES)
+                        .await?;
+                if let Some((b, _)) = &got {
+                    b.check(&k, first)?;
+                }
+                Ok::<_, StoreError>(got.map(|(b, _)| b.messages))
             }
+        }))
+        .buffered(4);
+        let mut newest_first: Vec<ChatMessage> = Vec::new();
+        while newest_first.len() < limit {
+            let Some(got) = fetched.next().await else {
+                break;
+            };
+            let Some(messages) = got.map_err(|e| e.to_string())? else {
+                continue;
+            };
+            newest_first.extend(
+                messages
+                    .into_iter()
+                    .rev()
+                    .filter(|m| before_seq.is_none_or(|b| m.seq < b)),
+            );
         }
-        Ok(out)
+        newest_first.truncate(limit);
+        newest_first.reverse();
+        Ok(newest_first)
     }
 
     async fn mark_ended(&self, slug: &str) -> Result<(), String> {
@@ -919,7 +939,8 @@ mod tests {
                 .await,
             Err(Refusal::Removed)
         );
-        // Chat: if-absent per sequence, newest below a sequence, oldest first.
+        // Chat: batches if-absent, newest below a sequence, oldest first.
+        let mut batch = Vec::new();
         for seq in 1..=5 {
             let msg = ChatMessage {
                 id: format!("c{seq}"),
@@ -933,20 +954,42 @@ mod tests {
                 text: format!("hello {seq}"),
                 client_ref: None,
             };
-            dir.append_chat(&m.slug, &msg).await.expect("append");
-            assert!(
-                dir.append_chat(&m.slug, &msg).await.is_err(),
-                "written twice"
-            );
+            batch.push(msg);
         }
-        let got = dir.recent_chat(&m.slug, Some(5), 2).await.expect("recent");
-        assert_eq!(got.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![3, 4]);
-        assert_eq!(
-            dir.recent_chat(&m.slug, None, 100)
+        // Written as batches 1, 2-4 and 5: one object each, each sequence once.
+        dir.append_chat(&m.slug, &batch[..1])
+            .await
+            .expect("append 1");
+        dir.append_chat(&m.slug, &batch[1..4])
+            .await
+            .expect("append 2-4");
+        assert!(
+            dir.append_chat(&m.slug, &batch[1..4]).await.is_err(),
+            "written twice"
+        );
+        dir.append_chat(&m.slug, &batch[4..])
+            .await
+            .expect("append 5");
+        assert!(
+            dir.append_chat(&m.slug, &[batch[0].clone(), batch[2].clone()])
                 .await
-                .expect("all")
-                .len(),
-            5
+                .is_err(),
+            "a batch with a gap is refused"
+        );
+        let chat_objects = dir
+            .store
+            .list(&record::chat_prefix(&m.slug))
+            .await
+            .expect("list");
+        assert_eq!(chat_objects.len(), 3);
+        let seqs = |v: Vec<ChatMessage>| v.iter().map(|c| c.seq).collect::<Vec<_>>();
+        let got = dir.recent_chat(&m.slug, Some(5), 2).await.expect("recent");
+        assert_eq!(seqs(got), vec![3, 4]);
+        let got = dir.recent_chat(&m.slug, Some(3), 5).await.expect("older");
+        assert_eq!(seqs(got), vec![1, 2], "inside a batch, below before_seq");
+        assert_eq!(
+            seqs(dir.recent_chat(&m.slug, None, 100).await.expect("all")),
+            vec![1, 2, 3, 4, 5]
         );
         // The end.
         dir.mark_ended(&m.slug).await.expect("ended");

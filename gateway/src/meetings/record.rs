@@ -1,6 +1,6 @@
 //! What is stored for a meeting: `meetings/{slug}/meta` and `meetings/{slug}/invites` (JSON
 //! objects with a format marker, updated with if-match), `meetings/{slug}/chat/{seq:020}`
-//! (one message each, written if-absent), and the per-user and per-group indexes that list a
+//! (a batch of consecutive messages keyed by its first sequence, written if-absent), and the per-user and per-group indexes that list a
 //! person's meetings. Every read is size-capped before it is parsed.
 
 use base64::Engine;
@@ -22,8 +22,10 @@ pub const META_MAX_BYTES: usize = 1024 * 1024;
 pub const INVITES_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Largest index object read.
 pub const INDEX_MAX_BYTES: usize = 1024 * 1024;
-/// Largest chat message object read (4,000 characters of text plus the envelope).
-pub const CHAT_MAX_BYTES: usize = 64 * 1024;
+pub const CHAT_FORMAT: &str = "dure.meeting.chat";
+/// Largest chat object read: a full batch of 4,000-character messages (up to 16 KB of UTF-8
+/// each) plus their envelopes.
+pub const CHAT_MAX_BYTES: usize = dure_collab::meet::CHAT_BATCH * 20 * 1024;
 /// Entries one index object keeps; the oldest are dropped beyond (they stay reachable by
 /// link, they are only no longer listed).
 pub const INDEX_MAX_ENTRIES: usize = 1000;
@@ -183,6 +185,51 @@ pub fn chat_prefix(slug: &str) -> String {
 
 pub fn chat_key(slug: &str, seq: u64) -> Result<Key, StoreError> {
     Key::new(format!("meetings/{slug}/chat/{seq:020}"))
+}
+
+/// `meetings/{slug}/chat/{first_seq:020}`: messages written together, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChatBatch {
+    pub format: String,
+    pub v: u8,
+    pub messages: Vec<dure_collab::meet::ChatMessage>,
+}
+
+impl ChatBatch {
+    pub fn new(messages: Vec<dure_collab::meet::ChatMessage>) -> Self {
+        ChatBatch {
+            format: CHAT_FORMAT.to_owned(),
+            v: FORMAT_VERSION,
+            messages,
+        }
+    }
+
+    /// Checks what was read against its key: the marker, at most a batch, consecutive
+    /// sequences from the key's. Anything else is damage, not something to guess around.
+    pub fn check(&self, key: &Key, first_seq: u64) -> Result<(), StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            key: key.to_string(),
+            reason,
+        };
+        if self.format != CHAT_FORMAT || self.v != FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "not a chat batch ({} v{})",
+                self.format, self.v
+            )));
+        }
+        if self.messages.is_empty() || self.messages.len() > dure_collab::meet::CHAT_BATCH {
+            return Err(corrupt(format!(
+                "{} messages in one batch",
+                self.messages.len()
+            )));
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            if m.seq != first_seq + i as u64 {
+                return Err(corrupt(format!("sequence {} at position {i}", m.seq)));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Ids and group names may hold any character; the key segment is their base64url (as
