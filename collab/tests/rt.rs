@@ -368,6 +368,20 @@ impl Client {
         r["data"]["code"].as_str().unwrap().to_owned()
     }
 
+    /// The reply to the request sent with `id` (frames read meanwhile are kept).
+    async fn reply(&mut self, id: &str) -> Value {
+        if let Some(i) = self.events.iter().position(|e| e["re"] == id) {
+            return self.events.remove(i);
+        }
+        loop {
+            let f = self.frame().await;
+            if f["re"] == id {
+                return f;
+            }
+            self.events.push(f);
+        }
+    }
+
     /// The next event of this type (earlier ones of other types are kept).
     async fn event(&mut self, kind: &str) -> Value {
         if let Some(i) = self.events.iter().position(|e| e["type"] == kind) {
@@ -813,12 +827,7 @@ async fn a_slow_chat_store_holds_up_chat_only_and_a_failed_write_is_refused() {
     assert_eq!(c.event("meet.chat.backlog").await["messages"], json!([]));
 
     gate.add_permits(1);
-    let stored = loop {
-        let fr = a.frame().await;
-        if fr["re"] == "chat1" {
-            break fr;
-        }
-    };
+    let stored = a.reply("chat1").await;
     assert_eq!(
         (&stored["type"], &stored["data"]["seq"]),
         (&json!("ok"), &json!(1))
@@ -827,12 +836,7 @@ async fn a_slow_chat_store_holds_up_chat_only_and_a_failed_write_is_refused() {
     assert_eq!(c.event("meet.chat").await["text"], "slow");
     gate.add_permits(1);
     for (id, seq) in [("chat2", 2), ("chat3", 3)] {
-        let r = loop {
-            let fr = a.frame().await;
-            if fr["re"] == id {
-                break fr;
-            }
-        };
+        let r = a.reply(id).await;
         assert_eq!(r["data"]["seq"], seq, "{r}");
         assert_eq!(b.event("meet.chat").await["text"], id, "in order");
     }
@@ -895,12 +899,7 @@ async fn chat_store_writes_bounds_writes_across_meetings() {
     );
     gate.add_permits(2);
     for c in [&mut a, &mut b] {
-        let r = loop {
-            let fr = c.frame().await;
-            if fr["re"] == "w" {
-                break fr;
-            }
-        };
+        let r = c.reply("w").await;
         assert_eq!(r["type"], "ok", "{r}");
     }
     assert_eq!(

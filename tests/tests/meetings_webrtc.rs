@@ -80,11 +80,23 @@ async fn wait_roster(m: &mut Member, n: usize) -> R {
     }
 }
 
-/// The next signal from `from` of `kind`, other signals kept.
-async fn signal_from(m: &mut Member, from: &str, kind: &str) -> Result<Value, BoxError> {
+/// Sends a signal from `from` to `to` through Dure and returns the payload as `to` got it.
+async fn relay(
+    from: &mut Member,
+    to: &mut Member,
+    kind: &str,
+    payload: &Value,
+) -> Result<Value, BoxError> {
+    from.rt
+        .ok(
+            "meet.signal",
+            json!({"to": to.id, "kind": kind, "payload": payload}),
+        )
+        .await?;
     loop {
-        let s = m.rt.event("meet.signal").await?;
-        if s["from"] == from && s["kind"] == kind {
+        let s = to.rt.event("meet.signal").await?;
+        if s["from"] == from.id.as_str() && s["kind"] == kind {
+            assert_eq!(&s["payload"], payload, "Dure relays the {kind} unchanged");
             return Ok(s["payload"].clone());
         }
     }
@@ -100,24 +112,9 @@ async fn connect_pair(
     let mut a = Peer::new(ice_servers_from_grant(&offerer.grant), relay_only).await?;
     let mut b = Peer::new(ice_servers_from_grant(&answerer.grant), relay_only).await?;
     let offer = a.offer().await?;
-    offerer
-        .rt
-        .ok(
-            "meet.signal",
-            json!({"to": answerer.id, "kind": "offer", "payload": offer}),
-        )
-        .await?;
-    let got = signal_from(answerer, &offerer.id, "offer").await?;
-    assert_eq!(got, offer, "Dure relays the offer unchanged");
+    let got = relay(offerer, answerer, "offer", &offer).await?;
     let answer = b.answer(&got).await?;
-    answerer
-        .rt
-        .ok(
-            "meet.signal",
-            json!({"to": offerer.id, "kind": "answer", "payload": answer}),
-        )
-        .await?;
-    let got = signal_from(offerer, &answerer.id, "answer").await?;
+    let got = relay(answerer, offerer, "answer", &answer).await?;
     a.accept(&got).await?;
     a.wait_open(CONNECT).await?;
     b.wait_open(CONNECT).await?;

@@ -1,10 +1,11 @@
 //! A meeting's chat, kept off the owner's path. Messages are stored by a writer task of their
-//! own, one at a time in sequence order, and broadcast when the store has them; so a slow
-//! store delays chat, and only chat, never signalling or admission (measured: with every
-//! write awaited by the owner, 400 chat lines a second pushed signalling p99 from under 1 ms
-//! to 300 ms). Lines that queue while a write is under way go in the next write together
-//! (group commit, one object per write). The last [`BACKLOG`] stored messages are cached for newcomers, so a join reads
-//! the store once per live meeting, not once per person.
+//! own, one write at a time in sequence order, and broadcast when the store has them; so a
+//! slow store delays chat, and only chat, never signalling or admission (measured: with
+//! every write awaited by the owner, 400 chat lines a second pushed signalling p99 from
+//! under 1 ms to 300 ms). Lines that queue while a write is under way go in the next write
+//! together (group commit, one object per write). The last [`BACKLOG`] stored messages are
+//! cached for newcomers, so a join reads the store once per live meeting, not once per
+//! person.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::rt::hub::Shared;
 use crate::rt::responder::Responder;
 
 /// Chat messages a newcomer gets on entering.
-pub(crate) const BACKLOG: usize = 50;
+const BACKLOG: usize = 50;
 /// Messages waiting for the store per meeting; past this, senders get `unavailable`.
 const WRITE_QUEUE: usize = 64;
 /// History reads in flight per meeting (each reads up to 100 stored objects).
@@ -205,11 +206,16 @@ async fn write_loop(
             if result.is_ok() {
                 shared.observer.chat_message();
             }
-            owner.post(Command::ChatStored(ChatStored {
+            // Awaited, not posted: reports must reach the owner in sequence order (it
+            // broadcasts in the order they come). The owner never waits on this task, so a
+            // full queue only slows the writer. Once the owner is gone, the dropped
+            // responder answers `internal`.
+            let report = ChatStored {
                 msg,
                 responder,
                 result: result.clone(),
-            }));
+            };
+            let _ = owner.send(Command::ChatStored(report)).await;
         }
     }
 }

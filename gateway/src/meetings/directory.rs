@@ -842,6 +842,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_batch_of_the_largest_chat_lines_is_stored_and_read_back() {
+        let (dir, _) = directory().await;
+        let m = dir
+            .create(&person("alice"), new(Access::Guests))
+            .await
+            .expect("create");
+        // Control characters are escaped as \u0001: the most JSON a line can become.
+        let text: String = "\u{1}".repeat(4000);
+        let batch: Vec<ChatMessage> = (1..=dure_collab::meet::CHAT_BATCH as u64)
+            .map(|seq| ChatMessage {
+                id: format!("c{seq:0>16}"),
+                seq,
+                at: u64::MAX,
+                author: dure_collab::meet::ChatAuthor {
+                    participant: "p".repeat(32),
+                    name: "\u{1}".repeat(64),
+                    user_id: Some("u".repeat(256)),
+                },
+                text: text.clone(),
+                client_ref: Some("\u{1}".repeat(64)),
+            })
+            .collect();
+        dir.append_chat(&m.slug, &batch)
+            .await
+            .expect("a full batch fits");
+        let back = dir.recent_chat(&m.slug, None, 100).await.expect("read");
+        assert_eq!(back.len(), batch.len());
+        assert_eq!(back[31].text, text);
+    }
+
+    #[tokio::test]
     async fn store_backed_resolve_quota_invites_bans_chat_and_end() {
         let (dir, _) = directory().await;
         let alice = person("alice");

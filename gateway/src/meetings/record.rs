@@ -1,7 +1,8 @@
 //! What is stored for a meeting: `meetings/{slug}/meta` and `meetings/{slug}/invites` (JSON
 //! objects with a format marker, updated with if-match), `meetings/{slug}/chat/{seq:020}`
-//! (a batch of consecutive messages keyed by its first sequence, written if-absent), and the per-user and per-group indexes that list a
-//! person's meetings. Every read is size-capped before it is parsed.
+//! (a batch of consecutive messages keyed by its first sequence, written if-absent), and the
+//! per-user and per-group indexes that list a person's meetings. Every read is size-capped
+//! before it is parsed.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -22,10 +23,13 @@ pub const META_MAX_BYTES: usize = 1024 * 1024;
 pub const INVITES_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Largest index object read.
 pub const INDEX_MAX_BYTES: usize = 1024 * 1024;
+/// Marker of a chat batch object.
 pub const CHAT_FORMAT: &str = "dure.meeting.chat";
-/// Largest chat object read: a full batch of 4,000-character messages (up to 16 KB of UTF-8
-/// each) plus their envelopes.
-pub const CHAT_MAX_BYTES: usize = dure_collab::meet::CHAT_BATCH * 20 * 1024;
+/// Largest chat object read or written: a full batch of the largest messages, so that no
+/// line can make a batch holding other people's lines too large. A message's 4,000 characters
+/// encode to at most 24 KB of JSON (6 bytes for an escaped control character), its
+/// 64-character name to under 400 bytes, ids and numbers to little more.
+pub const CHAT_MAX_BYTES: usize = dure_collab::meet::CHAT_BATCH * 32 * 1024;
 /// Entries one index object keeps; the oldest are dropped beyond (they stay reachable by
 /// link, they are only no longer listed).
 pub const INDEX_MAX_ENTRIES: usize = 1000;
