@@ -14,6 +14,7 @@ mod connection;
 mod decode_stack;
 pub mod log_limit;
 pub mod meet;
+pub mod msg;
 mod observer;
 mod outbox;
 mod persist;

@@ -12,8 +12,10 @@ use dure_collab::richtext::ImportLimits;
 use dure_storage_s3::{S3Config, S3Credentials, Secret};
 
 pub mod meet;
+pub mod msg;
 pub mod net;
 pub use meet::MeetConfig;
+pub use msg::MsgConfig;
 pub use net::NetLimits;
 
 /// Where documents are kept.
@@ -65,6 +67,8 @@ pub struct Config {
     pub net: NetLimits,
     /// Meetings: API quotas, realtime socket limits, TURN/STUN servers.
     pub meet: MeetConfig,
+    /// Messaging: message and membership bounds, attachments, retention.
+    pub msg: MsgConfig,
 }
 
 /// Who may ask how often, where a request really comes from, and the key that seals what
@@ -173,6 +177,7 @@ impl Config {
             metrics_listen: None,
             net: NetLimits::default(),
             meet: MeetConfig::default(),
+            msg: MsgConfig::default(),
         }
     }
 
@@ -444,6 +449,8 @@ pub struct Cli {
     pub net: net::NetFlags,
     #[command(flatten)]
     pub meet: meet::MeetFlags,
+    #[command(flatten)]
+    pub msg: msg::MsgFlags,
 }
 
 /// Keys accepted in `dure.toml` (same as the flags).
@@ -546,12 +553,14 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         if !FILE_KEYS.contains(&key.as_str())
             && !net::FILE_KEYS.contains(&key.as_str())
             && !meet::FILE_KEYS.contains(&key.as_str())
+            && !msg::FILE_KEYS.contains(&key.as_str())
         {
             return Err(file_err(format!(
-                "unknown setting `{key}` (known: {}, {}, {})",
+                "unknown setting `{key}` (known: {}, {}, {}, {})",
                 FILE_KEYS.join(", "),
                 net::FILE_KEYS.join(", "),
-                meet::FILE_KEYS.join(", ")
+                meet::FILE_KEYS.join(", "),
+                msg::FILE_KEYS.join(", ")
             )));
         }
         let text = match value {
@@ -883,6 +892,7 @@ impl Cli {
         };
         let net = self.net.resolve(&file, ping_interval)?;
         let meet = self.meet.resolve(&file)?;
+        let msg = self.msg.resolve(&file)?;
         let oidc = if oidc_on {
             Some(self.oidc_config(&file, &public_url)?)
         } else {
@@ -923,6 +933,7 @@ impl Cli {
             metrics_listen,
             net,
             meet,
+            msg,
         })
     }
 

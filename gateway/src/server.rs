@@ -126,7 +126,16 @@ impl Server {
         ));
         let trash = tokio::spawn(crate::docs::trash::run(state.clone()));
         let probes = tokio::spawn(crate::readiness::probe(state.clone()));
+        let retention_stop = tokio_util::sync::CancellationToken::new();
+        let retention = tokio::spawn(crate::conversations::retention_loop(
+            state.files.store().clone(),
+            crate::conversations::retention_policy(&state.config),
+            state.config.msg.retention_interval,
+            retention_stop.clone(),
+        ));
         shutdown.await;
+        retention_stop.cancel();
+        retention.abort();
         trash.abort();
         probes.abort();
         let deadline = state.config.shutdown_timeout;

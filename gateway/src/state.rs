@@ -17,6 +17,7 @@ use crate::edge::per_address::PerAddress;
 use dure_collab::rt::RtHub;
 
 use crate::meetings::{MeetingEvents, StoreDirectory};
+use crate::messages::Files;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::server::ServerError;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub rt: RtHub,
     /// Guest (anonymous) realtime sockets per source address.
     pub rt_anonymous: Arc<PerAddress>,
+    /// Conversation files (uploads, downloads, thumbnails) over the store.
+    pub files: Arc<Files>,
 }
 
 impl MeetingEvents for RtHub {
@@ -96,8 +99,27 @@ impl AppState {
             audit.clone(),
             &config,
         ));
-        let rooms = Rooms::new(DocStore::new(store), config.rooms.clone(), metrics.clone());
-        let rt = RtHub::new(config.rt_config(), meetings.clone(), metrics.clone());
+        let files = Arc::new(Files::new(store.clone(), &config.msg));
+        let rooms = Rooms::new(
+            DocStore::new(store.clone()),
+            config.rooms.clone(),
+            metrics.clone(),
+        );
+        let messaging = dure_collab::msg::Messaging::new(
+            store.clone(),
+            crate::conversations::engine_config(&config),
+            Arc::new(crate::conversations::CatalogHooks {
+                catalog: catalog.clone(),
+                audit: audit.clone(),
+            }),
+        );
+        let rt = RtHub::with_parts(
+            config.rt_config(),
+            meetings.clone(),
+            metrics.clone(),
+            Arc::new(dure_collab::meet::Mesh),
+            Some(messaging),
+        );
         Ok(AppState {
             imports: Arc::new(ImportGate::new(config.limits.import_concurrency)),
             open: Arc::new(SocketQuotas::default()),
@@ -108,6 +130,7 @@ impl AppState {
             meeting_events: Arc::new(rt.clone()),
             rt,
             rt_anonymous: Arc::new(PerAddress::default()),
+            files,
             config: Arc::new(config),
             rooms,
             metrics,

@@ -30,6 +30,11 @@
 //
 // Users (sub = login name): alice, bob (group finance), carol (hr), admin (dure-admins); eve
 // (claims alice's address, email_verified false), dan and dana (one shared address, verified).
+// Load accounts, for benchmarks that need many distinct people: any sub / login_hint matching
+// ^load[0-9]{1,5}$ (load0 … load99999) is a valid account, name "Load N" (N as written after
+// `load`), email loadN@example.gov (verified), no groups. Their sessions, grants, codes and
+// tokens are kept in memory only, never in the state file (rewritten whole at every change,
+// it would make thousands of sign-ins quadratic): they do not survive a restart.
 // Scopes profile -> name, preferred_username; email -> email, email_verified; groups -> groups;
 // these claims are also put in the ID token (conformIdTokenClaims: false).
 //
@@ -146,6 +151,20 @@ const USERS = {
 }
 const SCOPES = 'openid profile email groups offline_access'
 
+// A load account (see the header): load0 … load99999.
+const LOAD_ACCOUNT = /^load[0-9]{1,5}$/
+const isLoadAccount = (sub) => typeof sub === 'string' && LOAD_ACCOUNT.test(sub)
+
+// The account named `sub`: one of USERS or a load account; undefined for anyone else.
+const accountOf = (sub) => {
+  if (typeof sub !== 'string') return undefined
+  if (Object.hasOwn(USERS, sub)) return USERS[sub]
+  if (isLoadAccount(sub)) {
+    return { name: `Load ${sub.slice(4)}`, email: `${sub}@example.gov`, verified: true, groups: [] }
+  }
+  return undefined
+}
+
 // ---- files -------------------------------------------------------------------------------
 
 // Written whole to a temporary file and renamed, so a kill never leaves half a file.
@@ -228,21 +247,37 @@ const publishedJwks = { keys: keys.keys.map(publicJwk) }
 
 // oidc-provider's adapter interface over one JSON file (or memory): every model's records in
 // one map keyed `Model:id`. Linear scans are fine for the handful of records a test makes.
+// Records of load accounts live in a second map that is never written to the file.
 const records = opts.state !== undefined && existsSync(opts.state) ? readJson(opts.state, 'state file') : {}
+const loadRecords = new Map()
 const persist = () => {
   if (opts.state !== undefined) writeJson(opts.state, records)
 }
+// Whether a record belongs to a load account: by its account, or, for an interaction not yet
+// logged in, by the login_hint it carries.
+const ofLoadAccount = (payload) => isLoadAccount(payload?.accountId) ||
+  isLoadAccount(payload?.session?.accountId) || isLoadAccount(payload?.result?.login?.accountId) ||
+  (payload?.accountId === undefined && isLoadAccount(payload?.params?.login_hint))
 // Records outlive their expiry a little: the provider itself checks expiry, and reports an
 // expired refresh token as such only if it can still find it.
 const GRACE_MS = 60_000
 const live = (key) => {
-  const rec = records[key]
+  const inMemory = loadRecords.has(key)
+  const rec = inMemory ? loadRecords.get(key) : records[key]
   if (rec === undefined) return undefined
   if (rec.expiresAt !== null && rec.expiresAt + GRACE_MS < Date.now()) {
-    delete records[key]
+    if (inMemory) loadRecords.delete(key)
+    else delete records[key]
     return undefined
   }
   return rec
+}
+// Removes a record wherever it is; whether the state file must be rewritten.
+const forget = (key) => {
+  loadRecords.delete(key)
+  if (!Object.hasOwn(records, key)) return false
+  delete records[key]
+  return true
 }
 
 class StateAdapter {
@@ -256,7 +291,7 @@ class StateAdapter {
 
   * mine () {
     const prefix = `${this.model}:`
-    for (const key of Object.keys(records)) {
+    for (const key of [...Object.keys(records), ...loadRecords.keys()]) {
       if (key.startsWith(prefix)) {
         const rec = live(key)
         if (rec !== undefined) yield [key, rec.payload]
@@ -265,10 +300,22 @@ class StateAdapter {
   }
 
   async upsert (id, payload, expiresIn) {
-    records[this.key(id)] = {
+    const key = this.key(id)
+    const rec = {
       payload: structuredClone(payload),
       expiresAt: typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : null
     }
+    // A record that once belonged to a load account stays in memory (a session is saved
+    // before its login, without an account).
+    if (loadRecords.has(key) || ofLoadAccount(payload)) {
+      loadRecords.set(key, rec)
+      if (Object.hasOwn(records, key)) {
+        delete records[key]
+        persist()
+      }
+      return
+    }
+    records[key] = rec
     persist()
   }
 
@@ -292,30 +339,31 @@ class StateAdapter {
   }
 
   async consume (id) {
-    const rec = live(this.key(id))
+    const key = this.key(id)
+    const rec = live(key)
     if (rec !== undefined) {
       rec.payload.consumed = Math.floor(Date.now() / 1000)
-      persist()
+      if (!loadRecords.has(key)) persist()
     }
   }
 
   async destroy (id) {
-    delete records[this.key(id)]
-    persist()
+    if (forget(this.key(id))) persist()
   }
 
   async revokeByGrantId (grantId) {
+    let changed = false
     for (const [key, payload] of [...this.mine()]) {
-      if (payload.grantId === grantId) delete records[key]
+      if (payload.grantId === grantId) changed = forget(key) || changed
     }
-    persist()
+    if (changed) persist()
   }
 }
 
 // ---- provider ----------------------------------------------------------------------------
 
 const findAccount = async (_ctx, sub) => {
-  const user = Object.hasOwn(USERS, sub) ? USERS[sub] : undefined
+  const user = accountOf(sub)
   if (user === undefined) return undefined
   return {
     accountId: sub,
@@ -403,8 +451,8 @@ const configuration = {
   // offline_access (which oidc-provider drops from the request unless prompt=consent).
   issueRefreshToken: async (_ctx, client) => refreshTtl > 0 && client.grantTypeAllowed('refresh_token'),
   extraTokenClaims: async (_ctx, token) => {
-    if (token.kind !== 'AccessToken' || !Object.hasOwn(USERS, token.accountId ?? '')) return undefined
-    const user = USERS[token.accountId]
+    const user = token.kind === 'AccessToken' ? accountOf(token.accountId) : undefined
+    if (user === undefined) return undefined
     return { name: user.name, email: user.email, email_verified: user.verified, groups: [...user.groups] }
   },
   jwks: { keys: keys.keys },
@@ -516,13 +564,13 @@ const completeInteraction = async (provider, ctx) => {
   let result
   if (prompt.name === 'login') {
     const hint = params.login_hint
-    if (typeof hint !== 'string' || !Object.hasOwn(USERS, hint)) {
+    if (accountOf(hint) === undefined) {
       ctx.status = 400
       ctx.type = 'html'
       ctx.body = errorPage('Sign-in refused', {
         error: hint === undefined
           ? 'the authorization request has no login_hint: this test provider signs in the account it names'
-          : `unknown login_hint ${JSON.stringify(hint)}; known: ${Object.keys(USERS).join(', ')}`
+          : `unknown login_hint ${JSON.stringify(hint)}; known: ${Object.keys(USERS).join(', ')}, load0 … load99999`
       })
       return
     }

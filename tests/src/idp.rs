@@ -9,6 +9,10 @@
 //!   (`dure-admins`); `eve` (claims alice's address, unverified), `dan` and `dana` (one
 //!   shared verified address). Logins are non-interactive: the provider signs in the account named by
 //!   the authorization request's `login_hint`.
+//! - Load accounts, for benchmarks that need many people: any login matching `^load[0-9]{1,5}$`
+//!   ([`load_login`]) is an account too, name `Load N`, email `loadN@example.gov` (verified),
+//!   no groups; not in [`USERS`]. The provider keeps their sessions and tokens in memory only
+//!   (they do not survive [`TestIdp::restart`]).
 //! - Access tokens: RS256 JWTs, header `typ: at+jwt`, `aud` = the audience (`urn:dure`),
 //!   with `name`, `email`, `email_verified`, `groups`. ID tokens carry the same claims.
 //! - [`TestIdp::sign`] forges tokens with the provider's signing key or with a key it does
@@ -138,6 +142,12 @@ pub const USERS: [TestUser; 7] = [
 /// The user whose login name is `login`.
 pub fn user(login: &str) -> Option<&'static TestUser> {
     USERS.iter().find(|u| u.login == login)
+}
+
+/// The login of load account `n` (`load{n}`, `n` below 100,000): see the module comment.
+pub fn load_login(n: usize) -> String {
+    debug_assert!(n < 100_000, "load accounts are load0 … load99999");
+    format!("load{n}")
 }
 
 /// How long node may take to load the provider and generate keys.

@@ -6,6 +6,7 @@ import { registerServiceWorker } from './offline';
 import { docPage } from './pages/doc';
 import { listPage } from './pages/list';
 import { meetPage } from './pages/meet';
+import { messagesPage } from './pages/messages';
 import type { Page } from './pages/page';
 import { messagePage, notFoundPage, signInPage } from './pages/simple';
 import { parse, startRouter } from './router';
@@ -34,6 +35,8 @@ function render(): void {
     show(() => signInPage(true));
     return;
   }
+  // Moving between conversations keeps the messages page (and its list) in place.
+  if (page?.reroute?.(parse())) return;
   show(routePage);
 }
 
@@ -42,6 +45,7 @@ function routePage(): Page {
   if (route.name === 'list') return listPage(route.scope, route.q);
   if (route.name === 'doc') return docPage(route.id, () => show(build));
   if (route.name === 'meet') return meetPage(route.slug);
+  if (route.name === 'messages') return messagesPage(route.conv);
   return notFoundPage();
 }
 

@@ -1,10 +1,13 @@
 // History-API routing. Paths: `/` and `/docs` (the list, `?scope=&q=`), `/d/{id}` (a document),
-// `/m/{slug}` (a meeting).
+// `/m/{slug}` (a meeting), `/messages` and `/messages/{conversation}` (messaging).
+
+import { CONVERSATION_ID } from './msg/types';
 
 export type Route =
   | { name: 'list'; scope: string; q: string }
   | { name: 'doc'; id: string }
   | { name: 'meet'; slug: string }
+  | { name: 'messages'; conv: string | null }
   | { name: 'notfound' };
 
 const DOC_ID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -27,6 +30,9 @@ export function parse(loc: Location | URL = location): Route {
     const slug = decodeURIComponent(meet[1]);
     if (MEET_SLUG.test(slug)) return { name: 'meet', slug };
   }
+  if (path === '/messages') return { name: 'messages', conv: null };
+  const conv = /^\/messages\/([^/]+)$/.exec(path);
+  if (conv?.[1] && CONVERSATION_ID.test(conv[1])) return { name: 'messages', conv: conv[1] };
   return { name: 'notfound' };
 }
 
@@ -60,4 +66,8 @@ export function docPath(id: string): string {
 
 export function meetPath(slug: string): string {
   return '/m/' + encodeURIComponent(slug);
+}
+
+export function messagesPath(conv: string | null): string {
+  return conv ? '/messages/' + encodeURIComponent(conv) : '/messages';
 }

@@ -202,6 +202,7 @@ impl Owner {
         }
         for p in std::mem::take(&mut self.people).into_values() {
             p.session.leave_meeting(&p.id);
+            self.shared.meeting_presence(&p.session);
         }
         true
     }
@@ -332,6 +333,7 @@ impl Owner {
             participant: id.clone(),
             handle: self.handle.clone(),
         }));
+        self.shared.meeting_presence(&session);
         r.ok(json!({
             "meeting": self.meeting_json(),
             "participant": {"id": id, "name": person.name, "role": person.role, "guest": person.guest},
@@ -468,6 +470,7 @@ impl Owner {
             return;
         };
         p.session.leave_meeting(id);
+        self.shared.meeting_presence(&p.session);
         if p.joined {
             self.shared.observer.participant(false);
             self.shared.media.left(&self.info.slug, id);

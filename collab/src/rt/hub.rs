@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     next_meeting: AtomicU64,
     /// Chat writes to the store in flight, across meetings (`chat_store_writes`).
     pub chat_writes: tokio::sync::Semaphore,
+    /// Conversations, when messaging is on.
+    pub msg: Option<Arc<crate::msg::Messaging>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,7 +65,18 @@ impl Shared {
     }
 
     pub(crate) fn add_session(&self, s: Arc<Session>) {
+        if let Some(msg) = &self.msg {
+            msg.session_started(&s);
+        }
         lock(&self.sessions).insert(s.id.clone(), s);
+    }
+
+    /// A session entered or left a meeting, lost or regained its socket: its user's
+    /// presence may have changed.
+    pub(crate) fn meeting_presence(&self, s: &Session) {
+        if let Some(msg) = &self.msg {
+            msg.presence_touched(s);
+        }
     }
 
     pub(crate) fn session(&self, id: &str) -> Option<Arc<Session>> {
@@ -74,6 +87,9 @@ impl Shared {
     pub(crate) fn finish_session(&self, s: &Session, code: u16, reason: &str) {
         s.finish(code, reason);
         lock(&self.sessions).remove(&s.id);
+        if let Some(msg) = &self.msg {
+            msg.session_finished(s);
+        }
     }
 
     /// The resume window passed with no new socket: the seat is given up.
@@ -178,10 +194,22 @@ impl RtHub {
         observer: Arc<dyn RtObserver>,
         media: Arc<dyn MediaBackend>,
     ) -> Self {
+        Self::with_parts(cfg, dir, observer, media, None)
+    }
+
+    /// The hub with messaging (`docs/messaging.md`) on the same sockets.
+    pub fn with_parts(
+        cfg: RtConfig,
+        dir: Arc<dyn MeetingDirectory>,
+        observer: Arc<dyn RtObserver>,
+        media: Arc<dyn MediaBackend>,
+        msg: Option<crate::msg::Messaging>,
+    ) -> Self {
         let chat_writes = tokio::sync::Semaphore::new(cfg.chat_store_writes.max(1));
         RtHub {
             shared: Arc::new(Shared {
                 chat_writes,
+                msg: msg.map(Arc::new),
                 cfg,
                 dir,
                 observer,
@@ -249,5 +277,10 @@ impl RtHub {
     /// Meetings with a live owner.
     pub fn live_meetings(&self) -> usize {
         self.shared.lock_meetings().len()
+    }
+
+    /// Messaging, when it is on.
+    pub fn messaging(&self) -> Option<&crate::msg::Messaging> {
+        self.shared.msg.as_deref()
     }
 }

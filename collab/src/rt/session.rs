@@ -140,6 +140,11 @@ impl Session {
         !s.finished && s.out.is_none()
     }
 
+    /// Whether a socket is attached now (a session in its resume window has none).
+    pub(crate) fn attached(&self) -> bool {
+        self.lock().out.is_some()
+    }
+
     /// Still without a socket since attachment `attachment` left, and not finished.
     pub(crate) fn still_detached_since(&self, attachment: u64) -> bool {
         let s = self.lock();

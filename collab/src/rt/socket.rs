@@ -90,6 +90,7 @@ pub(crate) async fn run(
     if let Some((session, attachment)) = sock.session.take()
         && session.detach(attachment)
     {
+        shared.meeting_presence(&session);
         let shared2 = shared.clone();
         let window = shared.cfg.resume_window;
         shared.tracker.spawn(async move {
@@ -105,6 +106,13 @@ pub(crate) async fn run(
     shared
         .observer
         .socket_closed(out.close_code().unwrap_or(1006));
+}
+
+/// Requests of messaging (`docs/messaging.md`).
+fn is_messaging(kind: &str) -> bool {
+    ["conv.", "msg.", "presence.", "doc."]
+        .iter()
+        .any(|p| kind.starts_with(p))
 }
 
 impl Socket {
@@ -182,6 +190,12 @@ impl Socket {
                 }
                 Next::Continue
             }
+            kind if is_messaging(kind) => {
+                let responder = Responder::new(session.clone(), id, self.shared.observer.clone());
+                crate::msg::service::handle(&self.shared, session, req.kind, req.data, responder)
+                    .await;
+                Next::Continue
+            }
             _ => self.fail_re(&id, "unknown_type", "no such request type"),
         }
     }
@@ -193,7 +207,7 @@ impl Socket {
             "session": session.id,
             "resume_token": session.token(),
             "resumed": resumed,
-            "features": ["meet", "chat"],
+            "features": if self.shared.msg.is_some() { json!(["meet", "chat", "msg"]) } else { json!(["meet", "chat"]) },
             "heartbeat_ms": cfg.heartbeat.as_millis() as u64,
             "resume_window_ms": cfg.resume_window.as_millis() as u64,
             "limits": {
@@ -219,6 +233,7 @@ impl Socket {
             if let Some(s) = self.shared.session(sid).filter(|s| s.principal == self.who) {
                 let welcome = self.welcome(&s, true)(id);
                 if let Ok(n) = s.resume(token, last_seq, self.out.clone(), welcome) {
+                    self.shared.meeting_presence(&s);
                     self.session = Some((s, n));
                     return Next::Continue;
                 }
@@ -233,6 +248,8 @@ impl Socket {
         self.shared.add_session(session.clone());
         let welcome = self.welcome(&session, false)(id);
         let n = session.attach(self.out.clone(), welcome);
+        // Presence is decided once the socket is attached (before, the session looks away).
+        self.shared.meeting_presence(&session);
         self.session = Some((session, n));
         Next::Continue
     }

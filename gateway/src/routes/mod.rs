@@ -9,6 +9,7 @@ mod app;
 mod audit_api;
 mod doc_socket;
 mod docs_api;
+mod files_api;
 mod health;
 mod meetings_api;
 mod rt_socket;
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sign_in::routes())
         .merge(docs_api::routes())
         .merge(meetings_api::routes())
+        .merge(files_api::routes())
         .merge(rt_socket::routes())
         .merge(audit_api::routes())
         .merge(transfer::routes())

@@ -119,6 +119,12 @@ async fn rt_socket(
             }
         },
     };
+    if let Some(p) = &principal
+        && !state.auth.is_local()
+    {
+        // Known people can be added to conversations; a socket is how many first arrive.
+        Box::pin(state.catalog.saw_user(&p.identity)).await;
+    }
     let who = match &principal {
         Some(p) => RtPrincipal::User(rt_user(p, state.auth.is_local())),
         None => RtPrincipal::Anonymous,

@@ -15,7 +15,7 @@ import { Mesh, type SignalKind } from './mesh';
 import { isHost, shownName, type ChatMessage, type Participant, type Waiting } from './participant';
 import { People } from './people';
 import { setToggle } from './prejoin';
-import type { RtSocket } from './socket';
+import type { RtSocket } from '../rt/socket';
 import { Grid } from './tiles';
 
 export interface Joined {

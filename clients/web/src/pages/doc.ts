@@ -11,6 +11,8 @@ import { loginUrl, session } from '../session';
 import { openShareDialog } from '../share';
 import { startMeeting } from '../meet/start';
 import { MI } from '../meet/icons';
+import { MESSAGES_ICON } from '../msg/badge';
+import { openShareToConversation } from '../msg/share';
 import { downloadExport } from '../transfer';
 import { colorFor } from '../ui/avatar';
 import { langSwitch, userMenu } from '../ui/chrome';
@@ -234,6 +236,23 @@ export function docPage(id: string, reopen: () => void): Page {
             h('span', { class: 'hide-narrow' }, t('meet')),
           )
         : null;
+    // Anyone who can open the document may post its link; readers get its title only if
+    // they may open it too.
+    const sendBtn = !closed
+      ? h(
+          'button',
+          {
+            class: 'btn send-doc-btn',
+            type: 'button',
+            'data-testid': 'share-to-conversation',
+            'aria-label': t('msgShareDoc'),
+            title: t('msgShareDoc'),
+            onclick: () => openShareToConversation(id, titleInput.value || meta?.title || ''),
+          },
+          icon(MESSAGES_ICON, 16),
+          h('span', { class: 'hide-narrow' }, t('msgShareDocShort')),
+        )
+      : null;
     replace(
       topbar,
       h('a', { class: 'icon-btn back-btn', href: '/', 'data-link': true, 'aria-label': t('backToDocuments'), title: t('backToDocuments') }, icon(I.back, 20)),
@@ -242,6 +261,7 @@ export function docPage(id: string, reopen: () => void): Page {
       h('div', { class: 'spacer' }),
       closed ? null : pres.el,
       meetBtn,
+      sendBtn,
       shareBtn,
       menuButton(h('button', { class: 'icon-btn', type: 'button', 'aria-label': t('more'), title: t('more'), 'data-testid': 'more' }, icon(I.more, 20)), moreItems),
       langSwitch(),

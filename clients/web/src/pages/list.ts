@@ -13,6 +13,7 @@ import { pickMarkdownFile } from '../transfer';
 import type { Page } from './page';
 import { MI } from '../meet/icons';
 import { startMeeting } from '../meet/start';
+import { messagesLink } from '../msg/badge';
 
 const TABS: { scope: Scope; label: Key; empty: Key }[] = [
   { scope: 'all', label: 'tabRecent', empty: 'emptyRecent' },
@@ -142,10 +143,11 @@ export function listPage(scopeParam: string, initialQ: string): Page {
     }
   };
 
+  const messages = messagesLink();
   const el = h(
     'div',
     { class: 'app' },
-    h('header', { class: 'topbar' }, brand(), h('div', { class: 'spacer' }), langSwitch(), userMenu()),
+    h('header', { class: 'topbar' }, brand(), messages.el, h('div', { class: 'spacer' }), langSwitch(), userMenu()),
     h(
       'main',
       { id: 'main', class: 'page list-page', tabindex: -1 },
@@ -203,7 +205,7 @@ export function listPage(scopeParam: string, initialQ: string): Page {
 
   replace(results, h('p', { class: 'muted loading' }, t('loading')));
   void load();
-  return { el };
+  return { el, destroy: messages.destroy };
 }
 
 function row(d: DocMeta, scope: Scope, reload: () => Promise<void>): HTMLElement {

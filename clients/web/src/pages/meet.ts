@@ -8,7 +8,7 @@ import { meetErrorText, t } from '../i18n';
 import { LocalMedia } from '../meet/media';
 import { preJoin, type PreJoin } from '../meet/prejoin';
 import { Room } from '../meet/room';
-import { RtSocket, type Hello } from '../meet/socket';
+import { RtSocket, type Hello } from '../rt/socket';
 import { brand, langSwitch } from '../ui/chrome';
 import type { Page } from './page';
 

@@ -1,6 +1,8 @@
 // The /ws/rt client (docs/realtime.md): hello, requests with ids answered by promises, events
 // with seq tracking, a ping every heartbeat_ms, and reconnection with resume after a drop or a
 // network change. Final closes (4403 removed/denied, 1000 ended or left) stop reconnecting.
+// Used by the meeting page (features ["meet"], one socket per meeting) and by messaging
+// (features ["msg"], one socket for the app: msg/client.ts).
 
 export interface RtError {
   code: string;
@@ -14,6 +16,7 @@ export interface Hello {
   features: string[];
   heartbeat_ms: number;
   resume_window_ms: number;
+  limits?: { max_message_bytes?: number; messages_per_second?: number; signal_bytes?: number };
   you: { user_id: string | null; name: string | null; guest: boolean };
 }
 
@@ -42,8 +45,14 @@ export class RtSocket {
   private stopped = false;
   private windowMs = 30000;
   private droppedAt = 0;
+  private readonly features: string[];
+  private greeted = false;
 
-  constructor(private readonly handlers: RtHandlers) {
+  constructor(
+    private readonly handlers: RtHandlers,
+    opts: { features?: string[] } = {},
+  ) {
+    this.features = opts.features ?? ['meet'];
     // A network change usually kills the socket silently; reconnect at once instead of waiting
     // for the server's idle close.
     window.addEventListener('online', this.onOnline);
@@ -57,7 +66,7 @@ export class RtSocket {
     this.handlers.state?.(this.session ? 'reconnecting' : 'connecting');
     ws.onopen = () => {
       const resume = this.session ? { session: this.session.session, token: this.session.token, last_seq: this.lastSeq } : null;
-      this.send('hello', { features: ['meet'], resume })
+      this.send('hello', { features: this.features, resume })
         .then((h: Hello) => {
           this.attempt = 0;
           this.droppedAt = 0;
@@ -66,6 +75,7 @@ export class RtSocket {
           this.windowMs = h.resume_window_ms || 30000;
           clearInterval(this.ping);
           this.ping = window.setInterval(() => this.send('ping', {}).catch(() => {}), h.heartbeat_ms || 20000);
+          this.greeted = true;
           this.handlers.state?.('open');
           this.handlers.ready(h);
         })
@@ -73,6 +83,11 @@ export class RtSocket {
     };
     ws.onmessage = (ev) => this.onFrame(ev.data);
     ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
+  }
+
+  /** True while a socket is open and has said hello. */
+  get open(): boolean {
+    return this.greeted;
   }
 
   /** Sends a request; resolves with `ok` data, rejects with the error's {code, message}. */
@@ -125,6 +140,7 @@ export class RtSocket {
 
   private onClose(ws: WebSocket, code: number, reason: string): void {
     if (ws !== this.ws) return;
+    this.greeted = false;
     clearInterval(this.ping);
     for (const p of this.pending.values()) p.err({ code: 'offline', message: 'offline' });
     this.pending.clear();
