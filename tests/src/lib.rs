@@ -6,6 +6,7 @@
 //! - [`idp`]: a real OpenID provider (npm `oidc-provider`) with test users and key rotation.
 //! - [`browser`]: a cookie-jar HTTP client that signs in to Dure through that provider.
 //! - [`rt_client`]: a client of the realtime socket (`/ws/rt`).
+//! - [`signed_in`]: `dure` with the test provider and tokens for named users.
 //! - [`turn`]: a real TURN relay (coturn) checking REST credentials.
 //! - [`webrtc_peer`]: WebRTC peers (the `webrtc` crate) with a data channel.
 
@@ -15,6 +16,7 @@ pub mod jsclient;
 pub mod rt_client;
 pub mod s3;
 pub mod server;
+pub mod signed_in;
 pub mod turn;
 pub mod webrtc_peer;
 pub mod yclient;

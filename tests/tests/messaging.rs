@@ -4,67 +4,25 @@
 //! what; the limits; and `kill -9` while messages are posted, on disk and on S3.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use dure_tests::idp::{IdpOptions, SCOPES, TestIdp, free_port};
 use dure_tests::rt_client::{Auth, RtClient};
 use dure_tests::server::{Dure, temp_dir};
+use dure_tests::signed_in::SignedIn;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use dure_tests::signed_in::BoxError;
 type R = Result<(), BoxError>;
 
-struct Env {
-    _idp: TestIdp,
-    dure: Dure,
-    base: String,
-    tokens: HashMap<String, String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Env {
-    async fn start(users: &[&str], extra: &[&str]) -> Result<Env, BoxError> {
-        let port = free_port()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let idp = TestIdp::start(IdpOptions::for_dure(&base)).await?;
-        let dir = temp_dir()?;
-        let mut flags: Vec<String> = idp.dure_flags();
-        for f in ["--public-url", &base, "--oidc-scopes", SCOPES] {
-            flags.push(f.to_owned());
-        }
-        flags.extend(extra.iter().map(|s| (*s).to_owned()));
-        let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let dure = Dure::start_on(
-            &dir.path().join("data"),
-            &format!("127.0.0.1:{port}"),
-            &args,
-        )
-        .await?;
-        let mut tokens = HashMap::new();
-        for u in users {
-            tokens.insert((*u).to_owned(), idp.access_token(u).await?.access_token);
-        }
-        let env = Env {
-            _idp: idp,
-            dure,
-            base,
-            tokens,
-            _dir: dir,
-        };
-        // Every user has been seen once, as after a first sign-in, so they can be added.
-        for u in users {
-            env.device(u).await?;
-        }
-        Ok(env)
+/// The signed-in setup, with every user seen once (as after a first sign-in) so they can
+/// be added to conversations.
+async fn env(users: &[&str], extra: &[&str]) -> Result<SignedIn, BoxError> {
+    let env = SignedIn::start(users, extra).await?;
+    for u in users {
+        env.device(u).await?;
     }
-
-    /// A new device of `user`: a signed-in realtime socket after hello.
-    async fn device(&self, user: &str) -> Result<RtClient, BoxError> {
-        let c = RtClient::connect(&self.base, &Auth::Bearer(self.tokens[user].clone())).await?;
-        Ok(c)
-    }
+    Ok(env)
 }
 
 fn s(v: &Value) -> String {
@@ -119,7 +77,7 @@ async fn new_messages(c: &mut RtClient, n: usize) -> Result<Vec<Value>, BoxError
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_users_three_devices_deliver_catch_up_and_agree_on_unread() -> R {
-    let env = Env::start(&["alice", "bob"], &[]).await?;
+    let env = env(&["alice", "bob"], &[]).await?;
     let mut a1 = env.device("alice").await?;
     let mut a2 = env.device("alice").await?;
     let mut b1 = env.device("bob").await?;
@@ -297,7 +255,7 @@ async fn two_users_three_devices_deliver_catch_up_and_agree_on_unread() -> R {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_members_are_refused_and_a_removed_member_loses_access_at_once() -> R {
-    let env = Env::start(&["alice", "bob", "carol"], &[]).await?;
+    let env = env(&["alice", "bob", "carol"], &[]).await?;
     let mut alice = env.device("alice").await?;
     let mut bob = env.device("bob").await?;
     let mut carol = env.device("carol").await?;
@@ -434,7 +392,7 @@ async fn non_members_are_refused_and_a_removed_member_loses_access_at_once() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_malformed_requests_get_codes_and_the_socket_survives() -> R {
-    let env = Env::start(
+    let env = env(
         &["alice", "bob"],
         &[
             "--max-message-chars",

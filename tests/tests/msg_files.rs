@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use dure_tests::idp::{IdpOptions, SCOPES, TestIdp, free_port};
 use dure_tests::rt_client::{Auth, RtClient};
-use dure_tests::server::{Dure, run_to_exit, temp_dir};
+use dure_tests::server::{run_to_exit, temp_dir};
+use dure_tests::signed_in::SignedIn;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
@@ -18,12 +18,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type R = Result<(), BoxError>;
 
 struct Env {
-    _idp: TestIdp,
-    _dure: Dure,
+    _signed_in: SignedIn,
     base: String,
     tokens: HashMap<String, String>,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
 }
 
 /// What an HTTP call answered.
@@ -48,35 +46,12 @@ impl Answer {
 
 impl Env {
     async fn start(users: &[&str], extra: &[&str]) -> Result<Env, BoxError> {
-        let port = free_port()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let idp = TestIdp::start(IdpOptions::for_dure(&base)).await?;
-        let dir = temp_dir()?;
-        let mut flags: Vec<String> = idp.dure_flags();
-        flags.extend(
-            ["--public-url", &base, "--oidc-scopes", SCOPES]
-                .iter()
-                .chain(extra)
-                .map(|s| (*s).to_owned()),
-        );
-        let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let dure = Dure::start_on(
-            &dir.path().join("data"),
-            &format!("127.0.0.1:{port}"),
-            &args,
-        )
-        .await?;
-        let mut tokens = HashMap::new();
-        for u in users {
-            tokens.insert((*u).to_owned(), idp.access_token(u).await?.access_token);
-        }
+        let signed_in = SignedIn::start(users, extra).await?;
         let env = Env {
-            _idp: idp,
-            _dure: dure,
-            base,
-            tokens,
+            base: signed_in.base.clone(),
+            tokens: signed_in.tokens.clone(),
+            _signed_in: signed_in,
             http: reqwest::Client::new(),
-            _dir: dir,
         };
         // Everyone has used Dure once, so conversations can name them.
         for u in users {

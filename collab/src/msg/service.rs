@@ -174,9 +174,32 @@ impl Messaging {
         data: &Value,
     ) {
         let sessions = lock(&self.people).sessions_of(users);
-        for s in sessions {
-            s.emit(kind, data);
+        if sessions.is_empty() {
+            return;
         }
+        let encoded = data.to_string();
+        for s in sessions {
+            s.emit_encoded(kind, &encoded);
+        }
+    }
+
+    /// [`Messaging::deliver`] with the data already encoded.
+    pub(crate) fn deliver_encoded<'a>(
+        &self,
+        users: impl Iterator<Item = &'a str>,
+        kind: &str,
+        data: &str,
+    ) {
+        for s in lock(&self.people).sessions_of(users) {
+            s.emit_encoded(kind, data);
+        }
+    }
+
+    /// Whether the user has a session (connected, or in its resume window).
+    pub(crate) fn is_connected(&self, user_id: &str) -> bool {
+        !lock(&self.people)
+            .sessions_of(std::iter::once(user_id))
+            .is_empty()
     }
 
     /// Registers a signed-in session for delivery; its presence is published once its
@@ -477,15 +500,6 @@ impl Messaging {
                 },
             )
             .await;
-        for m in meta.members.iter().filter(|m| m.user_id != user.id) {
-            if let Some(view) = self.view(shared, &id, &m.user_id).await {
-                self.deliver(
-                    std::iter::once(m.user_id.as_str()),
-                    "conv.updated",
-                    &json!({ "conversation": view }),
-                );
-            }
-        }
         let view = self
             .view(shared, &id, &user.id)
             .await

@@ -161,13 +161,18 @@ impl Session {
 
     /// Sends an event: numbered, kept for replay, and written to the attached socket.
     pub(crate) fn emit(&self, kind: &str, data: &Value) {
+        self.emit_encoded(kind, &data.to_string());
+    }
+
+    /// [`Session::emit`] with `data` already encoded as JSON (one encoding for many sessions).
+    pub(crate) fn emit_encoded(&self, kind: &str, data: &str) {
         let mut s = self.lock();
         if s.finished {
             return;
         }
         let seq = s.next_seq;
         s.next_seq += 1;
-        let frame = wire::event(kind, seq, data);
+        let frame = wire::event_encoded(kind, seq, data);
         if let Some((_, out)) = &s.out {
             // A reader too far behind is closed by its queue; the replay below still holds
             // the event for its resume.

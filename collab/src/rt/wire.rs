@@ -136,14 +136,29 @@ pub(crate) fn error(re: Option<&str>, code: &str, message: &str) -> String {
     obj.to_string()
 }
 
-/// An event with its session sequence number.
-pub(crate) fn event(kind: &str, seq: u64, data: &Value) -> String {
-    json!({"v": VERSION, "type": kind, "seq": seq, "data": data}).to_string()
+/// An event with its session sequence number, its `data` already JSON: one message delivered to a thousand sessions is
+/// encoded once, and each session only puts its own sequence number around it (measured:
+/// encoding per recipient was a third of the server's CPU fanning out to 1,000 members).
+pub(crate) fn event_encoded(kind: &str, seq: u64, data: &str) -> String {
+    let kind = Value::String(kind.to_owned());
+    format!(r#"{{"v":{VERSION},"type":{kind},"seq":{seq},"data":{data}}}"#)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoded_event_is_the_same_event() {
+        let data = json!({"text": "a \"quoted\" line", "n": [1, 2]});
+        let a = json!({"v": VERSION, "type": "msg.new", "seq": 7, "data": data});
+        let b: Value =
+            serde_json::from_str(&event_encoded("msg.new", 7, &data.to_string())).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a["v"], 1);
+        assert_eq!(a["seq"], 7);
+        assert_eq!(a["data"], data);
+    }
 
     #[test]
     fn depth_ignores_brackets_in_strings() {
