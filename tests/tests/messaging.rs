@@ -36,13 +36,24 @@ async fn send(c: &mut RtClient, conv: &str, text: &str) -> Result<Value, BoxErro
 
 /// Every entry after `after`, paging forwards until `more` is false.
 async fn catch_up(c: &mut RtClient, conv: &str, after: u64) -> Result<Vec<Value>, BoxError> {
+    catch_up_by(c, conv, after, 7).await
+}
+
+/// [`catch_up`] in pages of `limit` (small pages exercise paging; large ones stay within the
+/// socket's request rate for long logs).
+async fn catch_up_by(
+    c: &mut RtClient,
+    conv: &str,
+    after: u64,
+    limit: u64,
+) -> Result<Vec<Value>, BoxError> {
     let mut out: Vec<Value> = Vec::new();
     let mut after = after;
     loop {
         let page = c
             .ok(
                 "msg.history",
-                json!({"conversation": conv, "after": after, "limit": 7}),
+                json!({"conversation": conv, "after": after, "limit": limit}),
             )
             .await?;
         let entries = page["entries"].as_array().cloned().unwrap_or_default();
@@ -550,7 +561,7 @@ async fn kill_round(seed: u64, flags: &[String]) {
             .await
             .unwrap();
         let mut c = RtClient::connect(&base, &Auth::None).await.unwrap();
-        let all = catch_up(&mut c, &conv, 0).await.unwrap();
+        let all = catch_up_by(&mut c, &conv, 0, 100).await.unwrap();
         let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         assert_eq!(
             seqs,

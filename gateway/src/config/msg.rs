@@ -32,6 +32,10 @@ pub struct MsgConfig {
     pub retention_group: Option<Duration>,
     /// How often the retention task runs (it also removes files never attached).
     pub retention_interval: Duration,
+    /// Uploads received at once across the server (each held in memory).
+    pub upload_concurrency: usize,
+    /// Uploads one person may have being received at once.
+    pub uploads_per_user: usize,
 }
 
 impl Default for MsgConfig {
@@ -48,6 +52,8 @@ impl Default for MsgConfig {
             retention_direct: None,
             retention_group: None,
             retention_interval: Duration::from_secs(3600),
+            upload_concurrency: 8,
+            uploads_per_user: 2,
         }
     }
 }
@@ -121,6 +127,13 @@ pub struct MsgFlags {
     /// How often expired messages and files never attached are removed [default: 1h].
     #[arg(long, env = "DURE_RETENTION_INTERVAL", value_name = "DURATION")]
     pub retention_interval: Option<String>,
+    /// Uploads received at once across the server, each held in memory up to
+    /// max_attachment_bytes; more get 503 [default: 8].
+    #[arg(long, env = "DURE_UPLOAD_CONCURRENCY", value_name = "N")]
+    pub upload_concurrency: Option<String>,
+    /// Uploads one person may have being received at once; more get 429 [default: 2].
+    #[arg(long, env = "DURE_UPLOADS_PER_USER", value_name = "N")]
+    pub uploads_per_user: Option<String>,
 }
 
 /// Keys of these settings in `dure.toml`.
@@ -136,6 +149,8 @@ pub const FILE_KEYS: &[&str] = &[
     "retention_direct",
     "retention_group",
     "retention_interval",
+    "upload_concurrency",
+    "uploads_per_user",
 ];
 
 /// A positive count of at most `max` (`why` says where the bound comes from).
@@ -233,6 +248,22 @@ impl MsgFlags {
                 ));
             }
             m.msg_search_scan_bytes = n;
+        }
+        if let Some(v) = get(&self.upload_concurrency, "upload_concurrency") {
+            m.upload_concurrency = count_at_most(
+                "upload_concurrency",
+                &v,
+                1024,
+                "each upload is held in memory",
+            )?;
+        }
+        if let Some(v) = get(&self.uploads_per_user, "uploads_per_user") {
+            m.uploads_per_user = count_at_most(
+                "uploads_per_user",
+                &v,
+                1024,
+                "each upload is held in memory",
+            )?;
         }
         if let Some(v) = get(&self.msg_store_writes, "msg_store_writes") {
             m.msg_store_writes = Some(positive("msg_store_writes", &v)?);

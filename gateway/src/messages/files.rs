@@ -38,6 +38,8 @@ pub struct Files {
     thumbnails: Thumbnailer,
     /// `max_attachment_bytes`.
     pub max_bytes: usize,
+    /// `upload_concurrency` and `uploads_per_user`.
+    pub uploads: super::upload_gate::UploadGate,
 }
 
 /// A file as read for download.
@@ -57,6 +59,10 @@ impl Files {
             store,
             thumbnails: Thumbnailer::new(config.max_image_pixels),
             max_bytes: config.max_attachment_bytes,
+            uploads: super::upload_gate::UploadGate::new(
+                config.upload_concurrency,
+                config.uploads_per_user,
+            ),
         }
     }
 

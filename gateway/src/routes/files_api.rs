@@ -20,6 +20,7 @@ use super::api::{ApiError, Caller};
 use crate::error_code::ErrorCode;
 use crate::messages::files::{clean_name, content_disposition, served_type};
 use crate::messages::sniff::{Refusal, claimed_type};
+use crate::messages::upload_gate::UploadBusy;
 use crate::messages::{FileError, Files};
 use crate::state::AppState;
 
@@ -185,6 +186,18 @@ async fn upload(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     );
+    // Counted while the body is received and checked: each one is held in memory.
+    let _ticket = match files.uploads.enter(user) {
+        Ok(t) => t,
+        Err(busy) => {
+            discard(body, files.max_bytes).await;
+            let (status, code) = match busy {
+                UploadBusy::User(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+                UploadBusy::Server(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            };
+            return Err(ApiError::new(status, code, busy.to_string()));
+        }
+    };
     let data = read_body(&headers, body, files.max_bytes).await?;
     let meta = files
         .upload(&id, user, &name, claimed.as_deref(), data)
