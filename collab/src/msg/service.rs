@@ -538,6 +538,30 @@ impl Messaging {
         Ok(json!({ "conversations": views }))
     }
 
+    /// The marker clamped to the log's end and the unread counts there; `not_found` for a
+    /// non-member.
+    async fn unread_at(
+        &self,
+        shared: &Arc<Shared>,
+        conv: &str,
+        user_id: &str,
+        read_seq: u64,
+    ) -> Result<(u64, owner::Unread), Bad> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Unread {
+            user_id: user_id.to_owned(),
+            read_seq,
+            reply,
+        };
+        self.send(shared, conv, cmd)
+            .await
+            .map_err(|_| Bad::unavailable())?;
+        rx.await
+            .ok()
+            .flatten()
+            .ok_or_else(|| Bad::new("not_found", "no such conversation".to_owned()))
+    }
+
     async fn mark_read(
         &self,
         shared: &Arc<Shared>,
@@ -546,18 +570,7 @@ impl Messaging {
     ) -> Result<Value, Bad> {
         let conv = input::conversation(data)?;
         let seq = input::req_seq(data, "seq")?;
-        let (reply, rx) = oneshot::channel();
-        let cmd = Command::Unread {
-            user_id: user.id.clone(),
-            read_seq: seq,
-            reply,
-        };
-        self.send(shared, &conv, cmd)
-            .await
-            .map_err(|_| Bad::unavailable())?;
-        let Some((read, _)) = rx.await.ok().flatten() else {
-            return Err(Bad::new("not_found", "no such conversation".to_owned()));
-        };
+        let (read, _) = self.unread_at(shared, &conv, &user.id, seq).await?;
         // Markers only rise: a device that was behind cannot make others unread again.
         let state = self
             .update_user(&user.id, |s| {
@@ -570,20 +583,7 @@ impl Messaging {
             })
             .await?;
         let read = state.conversations.get(&conv).map_or(read, |c| c.read_seq);
-        let (reply, rx) = oneshot::channel();
-        let cmd = Command::Unread {
-            user_id: user.id.clone(),
-            read_seq: read,
-            reply,
-        };
-        self.send(shared, &conv, cmd)
-            .await
-            .map_err(|_| Bad::unavailable())?;
-        let (read, unread) = rx
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or((read, Default::default()));
+        let (read, unread) = self.unread_at(shared, &conv, &user.id, read).await?;
         let event = json!({
             "conversation": conv, "read_seq": read, "unread": unread.count,
             "unread_more": unread.more, "unread_mentions": unread.mentions,
