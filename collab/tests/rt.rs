@@ -1,18 +1,25 @@
 //! The realtime engine end to end through its transport seam (`RtHub::connect`), with an
-//! in-memory meeting directory: sessions, resume, limits, lobby and admission, signalling,
-//! chat, TURN refresh and host controls, as `docs/realtime.md` states them.
+//! in-memory meeting directory and messaging over an in-memory store: sessions, resume,
+//! limits, lobby and admission, signalling, chat (a conversation per meeting), TURN refresh
+//! and host controls, as `docs/realtime.md` and `docs/messaging.md` state them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
 use async_trait::async_trait;
+use bytes::Bytes;
 use dure_collab::meet::{
-    Admission, Ban, ChatMessage, Entry, IceServer, MeetingAudit, MeetingDirectory, MeetingInfo,
-    Refusal, Role, TurnGrant,
+    Admission, Ban, ChatAuthor, ChatMessage, Entry, IceServer, MeetingAudit, MeetingDirectory,
+    MeetingInfo, Mesh, Refusal, Role, TurnGrant,
 };
+use dure_collab::msg::{Messaging, MsgAudit, MsgConfig, MsgHooks, meeting_conversation_id};
 use dure_collab::rt::{NoopRtObserver, Outgoing, Principal, RtConfig, RtHub, RtSocket, RtUser};
+use dure_storage::memory::MemoryBackend;
+use dure_storage::{Backend, Key, ListEntry, Object, PutCondition, Store, StoreError, Version};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -31,7 +38,8 @@ struct Meeting {
     lobby_everyone: bool,
     invites: HashMap<String, Invite>,
     bans: Vec<Ban>,
-    chat: Vec<ChatMessage>,
+    /// Chat stored the way meetings kept it before it was a conversation.
+    legacy_chat: Vec<ChatMessage>,
     ended: bool,
 }
 
@@ -41,15 +49,75 @@ struct MemDirectory {
     audit: Mutex<Vec<MeetingAudit>>,
     /// TURN credentials' lifetime; none configured when `None`.
     turn_ttl_ms: Option<u64>,
-    /// When set, each chat write waits for a permit: a store that is slow to write.
-    chat_gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
-    /// When set, chat writes fail: a store that is down.
-    chat_fails: std::sync::atomic::AtomicBool,
-    /// Chat writes in progress now, and the most seen at once.
-    chat_writing: std::sync::atomic::AtomicUsize,
-    chat_writing_peak: std::sync::atomic::AtomicUsize,
-    /// Chat writes made (each may hold several messages).
-    chat_batches: std::sync::atomic::AtomicUsize,
+}
+
+/// The in-memory store with conversation log writes that can be held up or refused: a store
+/// that is slow or down, as the log writer sees it.
+#[derive(Default)]
+struct LogStore {
+    inner: MemoryBackend,
+    /// When set, each log write waits for a permit.
+    gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// When set, log writes fail.
+    fails: AtomicBool,
+    /// Log writes in progress now, and the most seen at once.
+    writing: AtomicUsize,
+    writing_peak: AtomicUsize,
+    /// Log writes made (each may hold several entries).
+    batches: AtomicUsize,
+}
+
+#[async_trait]
+impl Backend for LogStore {
+    async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, key: &Key, data: Bytes, cond: PutCondition) -> Result<Version, StoreError> {
+        if !key.as_str().contains("/log/") {
+            return self.inner.put(key, data, cond).await;
+        }
+        self.batches.fetch_add(1, SeqCst);
+        let now = self.writing.fetch_add(1, SeqCst) + 1;
+        self.writing_peak.fetch_max(now, SeqCst);
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        self.writing.fetch_sub(1, SeqCst);
+        if self.fails.load(SeqCst) {
+            return Err(StoreError::Unavailable("store down".into()));
+        }
+        self.inner.put(key, data, cond).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>, StoreError> {
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    fn describe(&self) -> String {
+        "memory (log writes gated)".to_owned()
+    }
+}
+
+struct Hooks;
+
+impl MsgHooks for Hooks {
+    fn user_name(&self, user_id: &str) -> Option<String> {
+        Some(format!("User {user_id}"))
+    }
+    fn doc_title(&self, _doc_id: &str, _reader: &RtUser) -> Option<String> {
+        None
+    }
+    fn audit(&self, _event: MsgAudit) {}
 }
 
 fn now_ms() -> u64 {
@@ -151,46 +219,10 @@ impl MeetingDirectory for MemDirectory {
         Ok(())
     }
 
-    async fn append_chat(&self, slug: &str, msgs: &[ChatMessage]) -> Result<(), String> {
-        self.chat_batches
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        use std::sync::atomic::Ordering::SeqCst;
-        let now = self.chat_writing.fetch_add(1, SeqCst) + 1;
-        self.chat_writing_peak.fetch_max(now, SeqCst);
-        let gate = self.chat_gate.lock().unwrap().clone();
-        if let Some(gate) = gate {
-            gate.acquire().await.unwrap().forget();
-        }
-        self.chat_writing.fetch_sub(1, SeqCst);
-        if self.chat_fails.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("store down".into());
-        }
-        let mut meetings = self.meetings.lock().unwrap();
-        let m = meetings.get_mut(slug).ok_or("no meeting")?;
-        for msg in msgs {
-            if m.chat.iter().any(|c| c.seq == msg.seq) {
-                return Err("sequence taken".into());
-            }
-        }
-        m.chat.extend(msgs.iter().cloned());
-        Ok(())
-    }
-
-    async fn recent_chat(
-        &self,
-        slug: &str,
-        before_seq: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, String> {
+    async fn legacy_chat(&self, slug: &str, limit: usize) -> Result<Vec<ChatMessage>, String> {
         let meetings = self.meetings.lock().unwrap();
-        let m = meetings.get(slug).ok_or("no meeting")?;
-        let below: Vec<ChatMessage> = m
-            .chat
-            .iter()
-            .filter(|c| before_seq.is_none_or(|b| c.seq < b))
-            .cloned()
-            .collect();
-        Ok(below[below.len().saturating_sub(limit)..].to_vec())
+        let chat = &meetings.get(slug).ok_or("no meeting")?.legacy_chat;
+        Ok(chat[chat.len().saturating_sub(limit)..].to_vec())
     }
 
     async fn mark_ended(&self, slug: &str) -> Result<(), String> {
@@ -234,11 +266,21 @@ fn user(id: &str) -> Principal {
 struct Fixture {
     hub: RtHub,
     dir: Arc<MemDirectory>,
+    store: Arc<LogStore>,
 }
 
 /// A meeting `m1` hosted by `host` with invite secrets `inv` (unlimited) and `once` (one use),
 /// and a meeting `m2` hosted by `other`.
 fn fixture(cfg: RtConfig, turn_ttl_ms: Option<u64>) -> Fixture {
+    fixture_with(cfg, turn_ttl_ms, MsgConfig::default(), |_| {})
+}
+
+fn fixture_with(
+    cfg: RtConfig,
+    turn_ttl_ms: Option<u64>,
+    msg: MsgConfig,
+    prepare: impl FnOnce(&mut HashMap<String, Meeting>),
+) -> Fixture {
     let dir = Arc::new(MemDirectory {
         turn_ttl_ms,
         ..Default::default()
@@ -280,8 +322,17 @@ fn fixture(cfg: RtConfig, turn_ttl_ms: Option<u64>) -> Fixture {
             },
         );
     }
-    let hub = RtHub::new(cfg, dir.clone(), Arc::new(NoopRtObserver));
-    Fixture { hub, dir }
+    prepare(&mut dir.meetings.lock().unwrap());
+    let store = Arc::new(LogStore::default());
+    let messaging = Messaging::new(Store::from_arc(store.clone()), msg, Arc::new(Hooks));
+    let hub = RtHub::with_parts(
+        cfg,
+        dir.clone(),
+        Arc::new(NoopRtObserver),
+        Arc::new(Mesh),
+        Some(messaging),
+    );
+    Fixture { hub, dir, store }
 }
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -414,6 +465,24 @@ impl Client {
     fn has_event(&self, kind: &str) -> bool {
         self.events.iter().any(|e| e["type"] == kind)
     }
+}
+
+/// The texts of a list of messages or log entries.
+fn texts(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// [`host_and_guest`] with the guest admitted.
+async fn host_and_admitted_guest(f: &Fixture) -> (Client, Client, String, String) {
+    let (mut host, mut guest, host_id, guest_id) = host_and_guest(f).await;
+    host.ok("meet.admit", json!({"participant": guest_id}))
+        .await;
+    guest.event("meet.admitted").await;
+    (host, guest, host_id, guest_id)
 }
 
 async fn host_and_guest(f: &Fixture) -> (Client, Client, String, String) {
@@ -618,10 +687,7 @@ async fn signals_are_bounded_and_addressed_within_one_meeting() {
 #[tokio::test]
 async fn removal_is_final_and_the_invite_cannot_bring_them_back() {
     let f = fixture(RtConfig::default(), None);
-    let (mut host, mut guest, _, guest_id) = host_and_guest(&f).await;
-    host.ok("meet.admit", json!({"participant": guest_id}))
-        .await;
-    guest.event("meet.admitted").await;
+    let (mut host, mut guest, _, guest_id) = host_and_admitted_guest(&f).await;
     host.ok(
         "meet.remove",
         json!({"participant": guest_id, "reason": "wrong meeting"}),
@@ -764,19 +830,19 @@ async fn chat_is_stamped_stored_and_shown_to_later_joiners() {
         "bad_request"
     );
     assert_eq!(
-        a.err("meet.chat.send", json!({"text": "x".repeat(4001)}))
+        a.err("meet.chat.send", json!({"text": "x".repeat(8001)}))
             .await,
+        "too_large",
+        "max_message_chars, as in every conversation"
+    );
+    assert_eq!(
+        a.err("meet.chat.send", json!({"text": 5})).await,
         "bad_request"
     );
     let mut c = Client::hello(&f.hub, user("c")).await;
     c.ok("meet.join", json!({"slug": "m1"})).await;
     let backlog = c.event("meet.chat.backlog").await;
-    let texts: Vec<&str> = backlog["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
+    let texts = texts(&backlog["messages"]);
     assert_eq!(texts, ["hello 1", "hello 2", "hello 3"]);
     let older = c
         .ok("meet.chat.history", json!({"before_seq": 3, "limit": 1}))
@@ -792,11 +858,11 @@ async fn chat_is_stamped_stored_and_shown_to_later_joiners() {
 async fn a_slow_chat_store_holds_up_chat_only_and_a_failed_write_is_refused() {
     let f = fixture(RtConfig::default(), None);
     let mut a = Client::hello(&f.hub, user("host")).await;
-    a.ok("meet.join", json!({"slug": "m1"})).await;
+    let conv = a.ok("meet.join", json!({"slug": "m1"})).await["conversation"].clone();
     let mut b = Client::hello(&f.hub, user("b")).await;
     let b_id = b.ok("meet.join", json!({"slug": "m1"})).await["participant"]["id"].clone();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    *f.dir.chat_gate.lock().unwrap() = Some(gate.clone());
+    *f.store.gate.lock().unwrap() = Some(gate.clone());
 
     // The chat line waits for the store; the signal after it does not wait for the chat.
     a.raw(
@@ -840,46 +906,38 @@ async fn a_slow_chat_store_holds_up_chat_only_and_a_failed_write_is_refused() {
         assert_eq!(r["data"]["seq"], seq, "{r}");
         assert_eq!(b.event("meet.chat").await["text"], id, "in order");
     }
-    assert_eq!(
-        f.dir.chat_batches.load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "three lines, two writes"
-    );
-    *f.dir.chat_gate.lock().unwrap() = None;
+    assert_eq!(f.store.batches.load(SeqCst), 2, "three lines, two writes");
+    *f.store.gate.lock().unwrap() = None;
 
     // A write the store refuses is answered `unavailable`, shown to nobody, and the chat
-    // goes on once the store is back, with a higher sequence.
-    f.dir
-        .chat_fails
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // goes on once the store is back, with the next sequence (a refused write uses none).
+    f.store.fails.store(true, SeqCst);
     assert_eq!(
         a.err("meet.chat.send", json!({"text": "lost"})).await,
         "unavailable"
     );
-    f.dir
-        .chat_fails
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    f.store.fails.store(false, SeqCst);
     let r = a.ok("meet.chat.send", json!({"text": "back"})).await;
-    assert!(r["seq"].as_u64().unwrap() > 1, "{r}");
+    assert_eq!(r["seq"], 4, "{r}");
     let next = b.event("meet.chat").await;
     assert_eq!(next["text"], "back", "the refused line was never shown");
-    let stored: Vec<String> = f.dir.meetings.lock().unwrap()["m1"]
-        .chat
-        .iter()
-        .map(|m| m.text.clone())
-        .collect();
-    assert_eq!(stored, ["slow", "chat2", "chat3", "back"]);
+    // What is stored is the conversation's log, as its members read it.
+    let history = a
+        .ok("msg.history", json!({"conversation": conv, "after": 0}))
+        .await;
+    let texts = texts(&history["entries"]);
+    assert_eq!(texts, ["slow", "chat2", "chat3", "back"]);
 }
 
 #[tokio::test]
-async fn chat_store_writes_bounds_writes_across_meetings() {
-    let cfg = RtConfig {
-        chat_store_writes: 1,
-        ..RtConfig::default()
+async fn msg_store_writes_bounds_chat_writes_across_meetings() {
+    let msg = MsgConfig {
+        store_writes: 1,
+        ..MsgConfig::default()
     };
-    let f = fixture(cfg, None);
+    let f = fixture_with(RtConfig::default(), None, msg, |_| {});
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    *f.dir.chat_gate.lock().unwrap() = Some(gate.clone());
+    *f.store.gate.lock().unwrap() = Some(gate.clone());
     let mut a = Client::hello(&f.hub, user("host")).await;
     a.ok("meet.join", json!({"slug": "m1"})).await;
     let mut b = Client::hello(&f.hub, user("other")).await;
@@ -893,21 +951,163 @@ async fn chat_store_writes_bounds_writes_across_meetings() {
     }
     // Both meetings' writers have their line; only one may be at the store.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        f.dir.chat_writing.load(std::sync::atomic::Ordering::SeqCst),
-        1
-    );
+    assert_eq!(f.store.writing.load(SeqCst), 1);
     gate.add_permits(2);
     for c in [&mut a, &mut b] {
         let r = c.reply("w").await;
         assert_eq!(r["type"], "ok", "{r}");
     }
+    assert_eq!(f.store.writing_peak.load(SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_meeting_chat_is_a_conversation_of_its_signed_in_participants() {
+    let f = fixture(RtConfig::default(), None);
+    let (mut host, mut guest, _, guest_id) = host_and_admitted_guest(&f).await;
+    let mut b = Client::hello(&f.hub, user("b")).await;
+    let joined = b.ok("meet.join", json!({"slug": "m1"})).await;
+    let conv = joined["conversation"].as_str().unwrap().to_owned();
+    assert_eq!(conv, meeting_conversation_id("m1"));
+    b.ok("meet.chat.send", json!({"text": "from b"})).await;
+    guest
+        .ok("meet.chat.send", json!({"text": "from the guest"}))
+        .await;
+    let line = host.event("meet.chat").await;
     assert_eq!(
-        f.dir
-            .chat_writing_peak
-            .load(std::sync::atomic::Ordering::SeqCst),
-        1
+        (&line["kind"], &line["author"]["user_id"]),
+        (&json!("message"), &json!("b"))
     );
+    let line = host.event("meet.chat").await;
+    assert_eq!(line["author"]["guest"], true, "{line}");
+    assert!(line["author"].get("user_id").is_none(), "{line}");
+    assert_eq!(line["author"]["participant"], guest_id.as_str());
+
+    // Signed-in participants are its members; the guest is not (and cannot be).
+    let list = b.ok("conv.list", json!({})).await;
+    let mine = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == conv.as_str())
+        .cloned()
+        .expect("the meeting's chat is in b's list");
+    assert_eq!(
+        (&mine["kind"], &mine["title"], &mine["meeting"]),
+        (&json!("meeting"), &json!("Weekly"), &json!("m1"))
+    );
+    let mut members: Vec<&str> = mine["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    members.sort();
+    assert_eq!(members, ["b", "host"]);
+    // A member posts from the Messages page: the people in the call see it.
+    host.ok(
+        "msg.send",
+        json!({"conversation": conv, "text": "from messages"}),
+    )
+    .await;
+    assert_eq!(guest.event("meet.chat").await["text"], "from b");
+    assert_eq!(guest.event("meet.chat").await["text"], "from the guest");
+    assert_eq!(guest.event("meet.chat").await["text"], "from messages");
+    // Its members and title follow the meeting.
+    assert_eq!(
+        host.err("conv.rename", json!({"conversation": conv, "title": "X"}))
+            .await,
+        "bad_request"
+    );
+    assert_eq!(
+        host.err("conv.add", json!({"conversation": conv, "users": ["c"]}))
+            .await,
+        "bad_request"
+    );
+    // Someone who never entered the call cannot read it.
+    let mut c = Client::hello(&f.hub, user("c")).await;
+    assert_eq!(
+        c.err("msg.history", json!({"conversation": conv})).await,
+        "not_found"
+    );
+    assert_eq!(
+        c.err("msg.send", json!({"conversation": conv, "text": "hi"}))
+            .await,
+        "not_found"
+    );
+
+    // After the call, b reads it from the conversation.
+    b.ok("meet.leave", json!({})).await;
+    let history = b.ok("msg.history", json!({"conversation": conv})).await;
+    let texts = texts(&history["entries"]);
+    assert_eq!(texts, ["from b", "from the guest", "from messages"]);
+    // The call no longer shows b its lines.
+    host.ok("meet.chat.send", json!({"text": "after b left"}))
+        .await;
+    // b still gets it as a member, but not as someone in the call.
+    while b.event("msg.new").await["message"]["text"] != "after b left" {}
+    b.ok("ping", json!({})).await;
+    assert!(
+        !b.events
+            .iter()
+            .any(|e| e["type"] == "meet.chat" && e["data"]["text"] == "after b left"),
+        "shown in a call b left"
+    );
+
+    // A signed-in person the host removes from the meeting loses its chat too.
+    let mut d = Client::hello(&f.hub, user("d")).await;
+    let d_id = d.ok("meet.join", json!({"slug": "m1"})).await["participant"]["id"].clone();
+    d.event("meet.chat.backlog").await;
+    host.ok("meet.remove", json!({"participant": d_id})).await;
+    let mut d = Client::hello(&f.hub, user("d")).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        if d.req("msg.history", json!({"conversation": conv})).await["data"]["code"] == "not_found"
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "a removed participant still reads the meeting's chat");
+}
+
+#[tokio::test]
+async fn a_meetings_earlier_chat_is_carried_into_its_conversation() {
+    let f = fixture_with(RtConfig::default(), None, MsgConfig::default(), |m| {
+        let m1 = m.get_mut("m1").unwrap();
+        m1.legacy_chat = (1..=40)
+            .map(|seq| ChatMessage {
+                id: format!("c{seq}"),
+                seq,
+                at: seq,
+                author: ChatAuthor {
+                    participant: "p1".into(),
+                    name: if seq % 2 == 0 { "Guest" } else { "User host" }.into(),
+                    user_id: (seq % 2 == 1).then(|| "host".to_owned()),
+                },
+                text: format!("old {seq}"),
+                client_ref: None,
+            })
+            .collect();
+    });
+    let mut a = Client::hello(&f.hub, user("host")).await;
+    let conv = a.ok("meet.join", json!({"slug": "m1"})).await["conversation"].clone();
+    let backlog = a.event("meet.chat.backlog").await;
+    let texts = texts(&backlog["messages"]);
+    assert_eq!(texts.len(), 40);
+    assert_eq!((texts[0].as_str(), texts[39].as_str()), ("old 1", "old 40"));
+    assert_eq!(backlog["messages"][1]["author"]["guest"], true);
+    // The conversation carries on after them.
+    let r = a.ok("meet.chat.send", json!({"text": "new"})).await;
+    assert_eq!(r["seq"], 41);
+    let page = a
+        .ok(
+            "msg.history",
+            json!({"conversation": conv, "before": 41, "limit": 5}),
+        )
+        .await;
+    assert_eq!(page["entries"][4]["text"], "old 40");
+    assert_eq!(page["more"], true);
 }
 
 #[tokio::test]
@@ -1095,7 +1295,12 @@ async fn a_reader_that_stops_reading_is_closed_slow_reader() {
         outbound_bytes: 4096,
         ..RtConfig::default()
     };
-    let f = fixture(cfg, None);
+    // Chat posting limits out of the way: the socket's queue is what is tested.
+    let msg = MsgConfig {
+        posts_per_second: 1000,
+        ..MsgConfig::default()
+    };
+    let f = fixture_with(cfg, None, msg, |_| {});
     let mut a = Client::hello(&f.hub, user("host")).await;
     a.ok("meet.join", json!({"slug": "m1"})).await;
     let mut b = Client::hello(&f.hub, user("b")).await;

@@ -195,9 +195,6 @@ impl Config {
             outbound_bytes: m.rt_outbound_bytes,
             max_participants_per_meeting: m.max_participants_per_meeting,
             max_lobby_per_meeting: m.max_lobby_per_meeting,
-            chat_store_writes: m
-                .chat_store_writes
-                .unwrap_or_else(|| meet::chat_store_writes_for(&self.storage)),
             public_url: self.public_url.clone(),
             ..dure_collab::rt::RtConfig::default()
         }
@@ -1244,13 +1241,26 @@ mod tests {
     }
 
     #[test]
-    fn chat_store_writes_follows_the_backend_unless_set() {
-        let rt = |args: &[&str]| cli(args).resolve().expect("valid").rt_config();
-        assert_eq!(rt(&[]).chat_store_writes, 2, "fs: fsyncs share the CPU");
-        assert_eq!(rt(&["--storage", "memory"]).chat_store_writes, 32);
+    fn store_writes_follow_the_backend_unless_set() {
+        let writes = |args: &[&str]| {
+            let cfg = cli(args).resolve().expect("valid");
+            crate::conversations::engine_config(&cfg).store_writes
+        };
+        assert_eq!(writes(&[]), 2, "fs: fsyncs share the CPU");
+        assert_eq!(writes(&["--storage", "memory"]), 32);
         assert_eq!(
-            rt(&["--storage", "memory", "--chat-store-writes", "5"]).chat_store_writes,
+            writes(&["--storage", "memory", "--msg-store-writes", "5"]),
             5
+        );
+        // The setting from before meeting chat was a conversation still counts.
+        assert_eq!(
+            writes(&["--storage", "memory", "--chat-store-writes", "3"]),
+            3
+        );
+        assert_eq!(
+            writes(&["--chat-store-writes", "3", "--msg-store-writes", "4"]),
+            4,
+            "msg_store_writes wins"
         );
     }
 

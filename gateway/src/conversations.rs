@@ -105,13 +105,22 @@ pub async fn retention_loop(
 /// The engine's limits from the configuration.
 pub fn engine_config(config: &crate::config::Config) -> dure_collab::msg::MsgConfig {
     let m = &config.msg;
+    if config.meet.chat_store_writes.is_some() {
+        tracing::warn!(
+            "chat_store_writes is deprecated: meeting chat is a conversation now; set msg_store_writes instead"
+        );
+    }
     dure_collab::msg::MsgConfig {
         max_message_chars: m.max_message_chars,
         max_conversations_per_user: m.max_conversations_per_user,
         max_conversation_members: m.max_conversation_members,
         posts_per_second: m.msg_posts_per_second,
         search_scan_bytes: m.msg_search_scan_bytes,
-        store_writes: m.store_writes(&config.storage),
+        // `chat_store_writes` from before meeting chat was a conversation still counts.
+        store_writes: m
+            .msg_store_writes
+            .or(config.meet.chat_store_writes)
+            .unwrap_or_else(|| m.store_writes(&config.storage)),
         ..dure_collab::msg::MsgConfig::default()
     }
 }
@@ -121,5 +130,6 @@ pub fn retention_policy(config: &crate::config::Config) -> RetentionPolicy {
     RetentionPolicy {
         direct: config.msg.retention_direct,
         group: config.msg.retention_group,
+        meeting: config.msg.retention_meeting,
     }
 }

@@ -280,6 +280,30 @@ async fn guests_wait_in_the_lobby_and_get_turn_only_when_admitted() -> R {
     let (mut bob, _) = env.join("bob", &slug).await?;
     let backlog = bob.event("meet.chat.backlog").await?;
     assert_eq!(backlog["messages"].as_array().map(Vec::len), Some(2));
+    // The chat is a conversation of the signed-in people who entered the call: bob reads it
+    // (the guest's line marked as a guest's), alice has it in her list.
+    let conv = j["conversation"].as_str().ok_or("no conversation id")?;
+    let page = bob.ok("msg.history", json!({"conversation": conv})).await?;
+    let entries = page["entries"].as_array().ok_or("no entries")?;
+    let texts: Vec<&str> = entries.iter().filter_map(|e| e["text"].as_str()).collect();
+    assert_eq!(texts, ["안녕하세요", "welcome"]);
+    assert_eq!(entries[0]["author"]["guest"], true, "{page}");
+    let list = host.ok("conv.list", json!({})).await?;
+    let listed = list["conversations"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["id"] == conv).cloned())
+        .ok_or("the meeting's chat is not in alice's list")?;
+    assert_eq!(
+        (listed["kind"].as_str(), listed["title"].as_str()),
+        (Some("meeting"), Some("Budget review"))
+    );
+    // The guest is not a member: messaging is for signed-in people.
+    assert_eq!(
+        guest
+            .err("msg.history", json!({"conversation": conv}))
+            .await?,
+        "forbidden"
+    );
 
     // The one-use invite was burned at admission.
     let (mut g2, r) = env.guest(&slug, &once, "Second").await?;

@@ -1,8 +1,8 @@
 // Dure's service worker: keeps the app shell (index.html and the hashed assets) so the app
 // opens without network after one visit. Documents themselves live in IndexedDB (y-indexeddb)
 // and API answers are never cached here. Generated into dist/sw.js by vite.config.js.
-const VERSION = 'a3d38fac27ee5d48';
-const SHELL = ["/assets/index-BZLOXfl3.js","/assets/index-L4Yo9duG.css","/favicon.svg","/"];
+const VERSION = '61a6aa74cc71c300';
+const SHELL = ["/assets/index-BXAjTU1o.css","/assets/index-DVFxM4Wg.js","/favicon.svg","/"];
 const CACHE = 'dure-shell-' + VERSION;
 const API = /^\/(api|auth|ws|healthz|readyz|metrics)(\/|$)/;
 

@@ -98,7 +98,7 @@ pub struct Ban {
     pub invite_id: Option<String>,
 }
 
-/// The author of a chat message as stamped by the server.
+/// The author of a meeting chat line as stored before meeting chat became a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatAuthor {
     pub participant: String,
@@ -106,7 +106,8 @@ pub struct ChatAuthor {
     pub user_id: Option<String>,
 }
 
-/// One meeting chat message; the JSON form is both what is stored and what clients get.
+/// One meeting chat line as stored before meeting chat became a conversation
+/// (`meetings/{slug}/chat/`); read only to carry it over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub id: String,
@@ -167,17 +168,12 @@ pub trait MeetingDirectory: Send + Sync + 'static {
     async fn burn_invite(&self, slug: &str, invite_id: &str) -> Result<(), Refusal>;
     /// Records that a removed participant may not come back.
     async fn ban(&self, slug: &str, ban: &Ban) -> Result<(), Refusal>;
-    /// Stores chat messages of consecutive sequences (at most [`CHAT_BATCH`], oldest first)
-    /// as one write, so a burst costs one object; refused if any of those sequences is
-    /// already stored.
-    async fn append_chat(&self, slug: &str, msgs: &[ChatMessage]) -> Result<(), String>;
-    /// The newest `limit` messages below `before_seq` (all when `None`), oldest first.
-    async fn recent_chat(
-        &self,
-        slug: &str,
-        before_seq: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, String>;
+    /// The newest `limit` lines of the meeting's chat as stored before meeting chat became a
+    /// conversation, oldest first; read once, when the meeting's conversation is created.
+    async fn legacy_chat(&self, slug: &str, limit: usize) -> Result<Vec<ChatMessage>, String> {
+        let _ = (slug, limit);
+        Ok(Vec::new())
+    }
     /// Marks the meeting ended, so later joins get `ended`.
     async fn mark_ended(&self, slug: &str) -> Result<(), String>;
     /// Fresh ICE servers for one admitted participant; empty when nothing is configured.

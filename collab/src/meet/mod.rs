@@ -1,7 +1,7 @@
-//! Meetings: one owner task per live meeting holds its roster, lobby, lock and chat sequence
-//! and relays signalling between admitted participants (`docs/realtime.md`).
+//! Meetings: one owner task per live meeting holds its roster, lobby and lock and relays
+//! signalling between admitted participants (`docs/realtime.md`); its chat is a conversation
+//! (`crate::msg::meeting`).
 
-mod chat;
 mod directory;
 mod media;
 mod owner;

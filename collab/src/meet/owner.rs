@@ -1,6 +1,8 @@
-//! The owner task of one live meeting: the only place its roster, lobby, lock, roles and chat
-//! sequence change, so admission is decided in one order for everyone (nobody gets in by
-//! arriving before the host, two hosts admitting at once admit once).
+//! The owner task of one live meeting: the only place its roster, lobby, lock and roles
+//! change, so admission is decided in one order for everyone (nobody gets in by arriving
+//! before the host, two hosts admitting at once admit once). Its chat is a conversation
+//! (`crate::msg::meeting`): this owner decides who is in the call, the conversation stores,
+//! numbers and shows the lines.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,18 +11,16 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::chat::{Chat, ChatStored};
-use super::directory::{
-    Admission, Ban, ChatAuthor, ChatMessage, Entry, MeetingAudit, MeetingInfo, Role,
-};
+use super::directory::{Admission, Ban, Entry, MeetingAudit, MeetingInfo, Role};
 use super::media::SignalRoute;
 use super::requests::{BadField, opt_str, opt_u64, req_bool, req_str};
+use crate::msg::layout::Author;
+use crate::msg::meeting::MeetingChat;
 use crate::rt::hub::{Shared, now_ms, random_id};
 use crate::rt::limits::Bucket;
 use crate::rt::responder::Responder;
 use crate::rt::session::{MeetingLink, Session};
 
-const MAX_CHAT_CHARS: usize = 4000;
 const SIGNAL_KINDS: [&str; 4] = ["offer", "answer", "candidate", "restart"];
 /// Commands queued for one meeting; senders wait when it is full.
 const QUEUE: usize = 256;
@@ -49,8 +49,6 @@ pub(crate) enum Command {
     InviteRevoked {
         invite_id: String,
     },
-    /// The chat writer stored a message, or could not.
-    ChatStored(ChatStored),
 }
 
 /// What became of a join: handled (answered), or the owner was retiring and the socket
@@ -111,7 +109,7 @@ pub(crate) fn spawn_owner(shared: Arc<Shared>, info: MeetingInfo, id: u64) -> Me
     let owner = Owner {
         shared: shared.clone(),
         handle: handle.clone(),
-        chat: Chat::new(&shared, &info.slug, handle.clone()),
+        chat: MeetingChat::open(&shared, &info.slug, &info.title),
         info,
         locked: false,
         ended: false,
@@ -130,7 +128,8 @@ struct Owner {
     ended: bool,
     people: HashMap<String, Person>,
     arrivals: u64,
-    chat: Chat,
+    /// `None` when messaging is off: the call then has no chat.
+    chat: Option<MeetingChat>,
 }
 
 fn bad(r: Responder, e: BadField) {
@@ -165,9 +164,7 @@ impl Owner {
     fn retire(&mut self, rx: &mut mpsc::Receiver<Command>) -> bool {
         {
             let mut meetings = self.shared.lock_meetings();
-            // Stay while chat lines are on their way to the store: their senders get an
-            // answer, and a newcomer meanwhile finds this owner, not a second one.
-            if !self.ended && (!rx.is_empty() || self.chat.in_flight > 0) {
+            if !self.ended && !rx.is_empty() {
                 return false;
             }
             if meetings
@@ -194,15 +191,15 @@ impl Owner {
                 Command::Request { responder, .. } => {
                     responder.err("not_joined", "you are not in this meeting")
                 }
-                Command::ChatStored(report) => {
-                    self.chat.stored(report);
-                }
                 Command::Expire { .. } | Command::End | Command::InviteRevoked { .. } => {}
             }
         }
         for p in std::mem::take(&mut self.people).into_values() {
             p.session.leave_meeting(&p.id);
             self.shared.meeting_presence(&p.session);
+        }
+        if let Some(chat) = &self.chat {
+            chat.close();
         }
         true
     }
@@ -240,11 +237,6 @@ impl Owner {
             Command::End => {
                 self.audit("meeting.end", None, None, None);
                 self.end_all();
-            }
-            Command::ChatStored(report) => {
-                if let Some(msg) = self.chat.stored(report) {
-                    self.broadcast("meet.chat", &json!(msg));
-                }
             }
             Command::InviteRevoked { invite_id } => {
                 let waiting: Vec<String> = self
@@ -336,6 +328,7 @@ impl Owner {
         self.shared.meeting_presence(&session);
         r.ok(json!({
             "meeting": self.meeting_json(),
+            "conversation": self.chat.as_ref().map(|c| c.id.clone()),
             "participant": {"id": id, "name": person.name, "role": person.role, "guest": person.guest},
             "state": if direct { "joined" } else { "lobby" },
         }));
@@ -373,10 +366,14 @@ impl Owner {
         p.joined = true;
         let session = p.session.clone();
         let host = p.role.is_host();
+        let user = p
+            .user_id
+            .as_ref()
+            .and_then(|_| session.principal.user().cloned());
         self.shared.observer.participant(true);
         self.issue_turn(id);
-        if let Some(backlog) = self.chat.backlog(&self.shared).await {
-            session.emit("meet.chat.backlog", &backlog);
+        if let Some(chat) = &self.chat {
+            chat.entered(&self.shared, id, &session, user);
         }
         self.send_roster();
         if host {
@@ -469,6 +466,9 @@ impl Owner {
         let Some(p) = self.people.remove(id) else {
             return;
         };
+        if let Some(chat) = &self.chat {
+            chat.left(id);
+        }
         p.session.leave_meeting(id);
         self.shared.meeting_presence(&p.session);
         if p.joined {
@@ -487,6 +487,9 @@ impl Owner {
         let Some(p) = self.people.remove(id) else {
             return;
         };
+        if let Some(chat) = &self.chat {
+            chat.left(id);
+        }
         if p.joined {
             self.shared.observer.participant(false);
             self.shared.media.left(&self.info.slug, id);
@@ -546,7 +549,7 @@ impl Owner {
             }
             "meet.signal" if joined => self.signal(&pid, &data, r),
             "meet.media" if joined => self.media(&pid, &data, r),
-            "meet.chat.send" if joined => self.chat_send(&pid, &data, r).await,
+            "meet.chat.send" if joined => self.chat_send(&pid, data, r),
             "meet.chat.history" if joined => self.chat_history(&data, r),
             "meet.signal" | "meet.media" | "meet.chat.send" | "meet.chat.history" => {
                 r.err("not_admitted", "wait until a host admits you")
@@ -623,32 +626,18 @@ impl Owner {
         self.send_roster();
     }
 
-    async fn chat_send(&mut self, id: &str, data: &Map<String, Value>, r: Responder) {
-        let text = match req_str(data, "text", MAX_CHAT_CHARS) {
-            Ok(t) if !t.trim().is_empty() => t,
-            Ok(_) => return r.err("bad_request", "text must not be blank"),
-            Err(e) => return bad(r, e),
+    /// A line from the call: the conversation checks and stores it, and answers.
+    fn chat_send(&mut self, id: &str, data: Map<String, Value>, r: Responder) {
+        let (Some(chat), Some(p)) = (&self.chat, self.people.get(id)) else {
+            return r.err("unavailable", "this server has no meeting chat");
         };
-        let client_ref = match opt_str(data, "client_ref", 64) {
-            Ok(c) => c,
-            Err(e) => return bad(r, e),
-        };
-        let Some(p) = self.people.get(id) else { return };
-        let author = ChatAuthor {
-            participant: p.id.clone(),
+        let author = Author {
+            user_id: p.user_id.clone().unwrap_or_default(),
             name: p.name.clone(),
-            user_id: p.user_id.clone(),
+            participant: Some(p.id.clone()),
+            guest: p.user_id.is_none(),
         };
-        let msg = ChatMessage {
-            id: format!("c{}", random_id(8)),
-            // Numbered by the chat, in the order it hands messages to the store.
-            seq: 0,
-            at: now_ms(),
-            author,
-            text,
-            client_ref,
-        };
-        self.chat.send(&self.shared, msg, r).await;
+        chat.post(&self.shared, author, data, r);
     }
 
     fn chat_history(&self, data: &Map<String, Value>, r: Responder) {
@@ -659,7 +648,10 @@ impl Owner {
         if !(1..=100).contains(&limit) {
             return r.err("bad_request", "limit must be 1 to 100");
         }
-        self.chat.history(&self.shared, before, limit as usize, r);
+        let Some(chat) = &self.chat else {
+            return r.err("unavailable", "this server has no meeting chat");
+        };
+        chat.history(&self.shared, before, limit as usize, r);
     }
 
     async fn host_control(
@@ -765,6 +757,10 @@ impl Owner {
                     self.send_roster();
                 } else {
                     self.send_lobby();
+                }
+                // Barred from the call, so from its chat as well.
+                if let (Some(chat), Some(user)) = (&self.chat, &ban.user_id) {
+                    chat.removed(&self.shared, user);
                 }
                 self.audit_on("meeting.remove", actor_user, by, Some(t), reason);
                 r.ok(json!({}));

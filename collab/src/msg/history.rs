@@ -112,6 +112,8 @@ mod tests {
             author: Author {
                 user_id: "u".into(),
                 name: "U".into(),
+                participant: None,
+                guest: false,
             },
             text: text.into(),
             client_ref: None,

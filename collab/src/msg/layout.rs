@@ -34,6 +34,8 @@ pub const FILE_META_MAX_BYTES: usize = 16 * 1024;
 pub enum Kind {
     Direct,
     Group,
+    /// A meeting's chat: members are the signed-in people who entered the call.
+    Meeting,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +65,9 @@ pub struct ConvMeta {
     pub members: Vec<Member>,
     pub created_by: String,
     pub created_at: u64,
+    /// The meeting's slug, for a meeting conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting: Option<String>,
 }
 
 impl ConvMeta {
@@ -83,6 +88,7 @@ impl ConvMeta {
             members,
             created_by: by.to_owned(),
             created_at: at,
+            meeting: None,
         }
     }
 
@@ -103,8 +109,15 @@ impl ConvMeta {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Author {
+    /// Empty (and left out of the JSON) for a meeting guest, who is not signed in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user_id: String,
     pub name: String,
+    /// The meeting participant who posted it from inside the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,9 +335,9 @@ fn is_hex_id(id: &str, prefix: &[char]) -> bool {
         && chars.all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
-/// `d…` or `g…` followed by 32 lowercase hex digits.
+/// `d…`, `g…` or `m…` (direct, group, meeting) followed by 32 lowercase hex digits.
 pub fn is_conversation_id(id: &str) -> bool {
-    is_hex_id(id, &['d', 'g'])
+    is_hex_id(id, &['d', 'g', 'm'])
 }
 
 /// `f` followed by 32 lowercase hex digits.

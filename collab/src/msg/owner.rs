@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::hooks::MsgAudit;
 use super::input::{self, Bad};
 use super::layout::{self, Author, ConvMeta, Entry, Event, Kind, Member, MemberRole, Message};
+use super::meeting::MeetingSeed;
 use super::service::Messaging;
 use super::writer::{BatchIndex, Patch, Stored, WriteOp, Writer};
 use crate::rt::RtUser;
@@ -66,6 +67,29 @@ pub(crate) enum Command {
     Created {
         by: String,
     },
+    /// A line from someone in a meeting's call, already let in by the meeting's owner.
+    MeetingPost {
+        author: Author,
+        data: Map<String, Value>,
+        responder: Responder,
+    },
+    /// A signed-in person entered the meeting's call: they become a member.
+    MeetingJoin {
+        user: RtUser,
+    },
+    /// A host removed a signed-in person from the meeting.
+    MeetingRemove {
+        user_id: String,
+    },
+    /// Someone entered the call: send them the newest stored lines.
+    MeetingBacklog {
+        participant: String,
+        session: Arc<Session>,
+    },
+    /// What a history read for someone in the call needs.
+    MeetingSnapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
 }
 
 /// What a history read or a search needs from the owner.
@@ -93,20 +117,34 @@ impl ConvHandle {
     pub(crate) async fn send(&self, cmd: Command) -> Result<(), Command> {
         self.tx.send(cmd).await.map_err(|e| e.0)
     }
+
+    // The refused command comes back whole so its responder can answer; it is moved, not
+    // copied, and this is not a hot error path.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn try_send(&self, cmd: Command) -> Result<(), mpsc::error::TrySendError<Command>> {
+        self.tx.try_send(cmd)
+    }
 }
 
 /// Starts the owner of conversation `id`; it loads the conversation first and serves the
 /// commands queued meanwhile (answering `not_found` if it does not exist).
-pub(crate) fn spawn(shared: Arc<Shared>, ms: Arc<Messaging>, id: String) -> ConvHandle {
+/// With a seed, a meeting's conversation that does not exist yet is created.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    ms: Arc<Messaging>,
+    id: String,
+    seed: Option<MeetingSeed>,
+) -> ConvHandle {
     let (tx, rx) = mpsc::channel(QUEUE);
     let handle = ConvHandle { tx };
     shared
         .tracker
-        .spawn(run(shared.clone(), ms, id, handle.clone(), rx));
+        .spawn(run(shared.clone(), ms, id, seed, handle.clone(), rx));
     handle
 }
 
 struct Owner {
+    shared: Arc<Shared>,
     msg: Arc<Messaging>,
     id: String,
     meta: ConvMeta,
@@ -123,10 +161,11 @@ async fn run(
     shared: Arc<Shared>,
     ms: Arc<Messaging>,
     id: String,
+    seed: Option<MeetingSeed>,
     handle: ConvHandle,
     mut rx: mpsc::Receiver<Command>,
 ) {
-    let mut owner = match load(&shared, &ms, &id, handle).await {
+    let mut owner = match load(&shared, &ms, &id, seed, handle).await {
         Ok(Some(o)) => o,
         outcome => {
             // Unknown or unreadable: answer what queued, then retire.
@@ -183,7 +222,13 @@ fn refuse(cmd: Command, code: &'static str, message: &str) {
         Command::Unread { reply, .. } => {
             let _ = reply.send(None);
         }
-        Command::Created { .. } => {}
+        Command::MeetingPost { responder, .. } => responder.err(code, message),
+        // A dropped reply answers the waiting reader `unavailable`.
+        Command::MeetingSnapshot { .. } => {}
+        Command::Created { .. }
+        | Command::MeetingJoin { .. }
+        | Command::MeetingRemove { .. }
+        | Command::MeetingBacklog { .. } => {}
     }
 }
 
@@ -191,10 +236,17 @@ async fn load(
     shared: &Arc<Shared>,
     ms: &Arc<Messaging>,
     id: &str,
+    seed: Option<MeetingSeed>,
     handle: ConvHandle,
 ) -> Result<Option<Owner>, dure_storage::StoreError> {
     let m = ms.as_ref();
-    let Some((meta, version)) = layout::read_meta(&m.store, id).await? else {
+    let mut found = layout::read_meta(&m.store, id).await?;
+    if found.is_none()
+        && let Some(seed) = seed
+    {
+        found = Some(super::meeting::create(shared, &m.store, id, &seed).await?);
+    }
+    let Some((meta, version)) = found else {
         return Ok(None);
     };
     let batches = layout::list_batches(&m.store, id).await?;
@@ -227,6 +279,7 @@ async fn load(
     };
     shared.tracker.spawn(writer.run(wrx));
     Ok(Some(Owner {
+        shared: shared.clone(),
         msg: ms.clone(),
         id: id.to_owned(),
         meta,
@@ -314,7 +367,150 @@ impl Owner {
                 let users = self.members().map(str::to_owned).collect();
                 self.append_event(&by, "created", users, self.meta.title.clone(), None, None);
             }
+            Command::MeetingPost {
+                author,
+                data,
+                responder,
+            } => self.meeting_post(author, &data, responder),
+            Command::MeetingJoin { user } => self.meeting_join(user).await,
+            Command::MeetingRemove { user_id } => self.meeting_remove(&user_id).await,
+            Command::MeetingBacklog {
+                participant,
+                session,
+            } => {
+                let messages: Vec<&Entry> = self
+                    .recent
+                    .iter()
+                    .filter(|e| e.message().is_some())
+                    .rev()
+                    .take(super::meeting::BACKLOG)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                // Only if they are still in the call (they may have left while this queued).
+                if session
+                    .meeting()
+                    .is_some_and(|m| m.participant == participant)
+                {
+                    session.emit("meet.chat.backlog", &json!({ "messages": messages }));
+                }
+            }
+            Command::MeetingSnapshot { reply } => {
+                let _ = reply.send(Snapshot {
+                    index: super::writer::index_snapshot(&self.index),
+                    last_seq: self.last_seq,
+                });
+            }
         }
+    }
+
+    /// A line from the call: checked like any message, but the meeting's owner has already
+    /// decided that its author may post (guests included).
+    fn meeting_post(&mut self, author: Author, data: &Map<String, Value>, r: Responder) {
+        if self.meta.kind != Kind::Meeting {
+            return r.err("not_found", "no such conversation");
+        }
+        let parsed = match input::parse_send(data, &self.ms().cfg, &self.meta, self.last_seq) {
+            Ok(p) => p,
+            Err(e) => return bad(r, e),
+        };
+        if parsed.text.trim().is_empty() {
+            return r.err("bad_request", "text must not be blank");
+        }
+        // Guests are counted by their participant id.
+        let poster = author
+            .participant
+            .clone()
+            .filter(|_| author.user_id.is_empty())
+            .unwrap_or_else(|| author.user_id.clone());
+        if !self.ms().may_post(&poster) {
+            return r.err("rate_limited", "too many messages; slow down");
+        }
+        let entry = Entry::Message(Message {
+            seq: 0,
+            id: format!("m{}", random_id(16)),
+            at: now_ms(),
+            author,
+            text: parsed.text,
+            client_ref: parsed.client_ref,
+            reply_to: parsed.reply_to,
+            mentions: parsed.mentions,
+            docs: parsed.docs,
+            attachments: Vec::new(),
+            edited_at: None,
+            deleted: false,
+        });
+        self.queue(WriteOp::Append {
+            entry,
+            responder: Some(r),
+        });
+    }
+
+    /// A signed-in person in the call becomes a member (listed, with history and unread
+    /// counts afterwards). Their own list first: it holds their quota; past it they still
+    /// chat in the call, the conversation is just not in their list.
+    async fn meeting_join(&mut self, user: RtUser) {
+        if self.meta.kind != Kind::Meeting || self.meta.member(&user.id).is_some() {
+            return;
+        }
+        let msg = self.msg.clone();
+        let ms = msg.as_ref();
+        if self.meta.members.len() >= ms.cfg.max_conversation_members {
+            tracing::debug!(conversation = %self.id, "meeting chat has as many members as it may have");
+            return;
+        }
+        if let Err(e) = ms.remember_conversation(&user.id, &self.id).await {
+            tracing::debug!(conversation = %self.id, code = e.code, "meeting chat not added to a user's list");
+            return;
+        }
+        let member = Member {
+            user_id: user.id.clone(),
+            name: user.name.clone(),
+            role: MemberRole::Member,
+            since: now_ms(),
+        };
+        let result = self
+            .write_meta(|m| {
+                if m.member(&member.user_id).is_none() {
+                    m.members.push(member.clone());
+                }
+                Ok(())
+            })
+            .await;
+        if result.is_err() {
+            ms.forget_conversation(&user.id, &self.id).await;
+            return;
+        }
+        // Only the newcomer is told: telling everyone of every arrival would cost a
+        // 150-person meeting 150 events per join.
+        let common = self.view_common().to_string();
+        self.announce_to(&common, &user.id).await;
+    }
+
+    async fn meeting_remove(&mut self, user_id: &str) {
+        if self.meta.kind != Kind::Meeting || self.meta.member(user_id).is_none() {
+            return;
+        }
+        let target = user_id.to_owned();
+        if self
+            .write_meta(|m| {
+                m.members.retain(|x| x.user_id != target);
+                Ok(())
+            })
+            .await
+            .is_err()
+        {
+            tracing::warn!(conversation = %self.id, "a person removed from a meeting is still a member of its chat");
+            return;
+        }
+        let ms = self.ms();
+        ms.forget_conversation(user_id, &self.id).await;
+        ms.deliver(
+            std::iter::once(user_id),
+            "conv.removed",
+            &json!({"conversation": self.id, "reason": "removed"}),
+        );
     }
 
     /// Unread messages by others above `read_seq`, counted in the cache.
@@ -355,6 +551,7 @@ impl Owner {
             "members": self.meta.members.iter().map(|m| json!({
                 "user_id": m.user_id, "name": m.name, "role": m.role,
             })).collect::<Vec<_>>(),
+            "meeting": self.meta.meeting,
             "created_by": self.meta.created_by,
             "created_at": self.meta.created_at,
             "last_seq": self.last_seq,
@@ -405,8 +602,12 @@ impl Owner {
                 r.ok(json!({}));
             }
             "conv.rename" | "conv.add" | "conv.remove" | "conv.leave" | "conv.role" => {
-                if self.meta.kind != Kind::Group {
+                if self.meta.kind == Kind::Direct {
                     return r.err("bad_request", "a direct conversation has fixed members");
+                }
+                // Its members are the people who entered the call, its title the meeting's.
+                if self.meta.kind == Kind::Meeting && kind != "conv.leave" {
+                    return r.err("bad_request", "a meeting's chat follows its meeting");
                 }
                 if kind != "conv.leave" && member.role != MemberRole::Admin {
                     return r.err("forbidden", "only admins of this conversation may do that");
@@ -465,6 +666,8 @@ impl Owner {
             author: Author {
                 user_id: user.id.clone(),
                 name: user.name.clone(),
+                participant: None,
+                guest: false,
             },
             text: parsed.text,
             client_ref: parsed.client_ref,
@@ -654,23 +857,30 @@ impl Owner {
     /// Sends every member's devices the conversation as that member sees it.
     /// `except` (who made the change and was answered) is not told.
     async fn announce(&self, except: Option<&str>) {
-        let ms = self.ms();
-        let common = self.view_common().to_string();
         // The shared part is encoded once and each member's own fields spliced in: with
         // every view built whole, announcing to a 1,000-member group took seconds.
+        let common = self.view_common().to_string();
+        for m in &self.meta.members {
+            if except != Some(m.user_id.as_str()) {
+                self.announce_to(&common, &m.user_id).await;
+            }
+        }
+    }
+
+    /// Sends one member's devices the conversation, given its shared part encoded.
+    async fn announce_to(&self, common: &str, user_id: &str) {
+        let ms = self.ms();
         let Some(open) = common.strip_suffix('}') else {
             return;
         };
-        for m in &self.meta.members {
-            if except == Some(m.user_id.as_str()) || !ms.is_connected(&m.user_id) {
-                continue;
-            }
-            let state = ms.user_conv(&m.user_id, &self.id).await.unwrap_or_default();
-            let own = self.view_own(&m.user_id, &state).to_string();
-            let own = own.strip_prefix('{').unwrap_or(&own);
-            let data = format!(r#"{{"conversation":{open},{own}}}"#);
-            ms.deliver_encoded(std::iter::once(m.user_id.as_str()), "conv.updated", &data);
+        if !ms.is_connected(user_id) {
+            return;
         }
+        let state = ms.user_conv(user_id, &self.id).await.unwrap_or_default();
+        let own = self.view_own(user_id, &state).to_string();
+        let own = own.strip_prefix('{').unwrap_or(&own);
+        let data = format!(r#"{{"conversation":{open},{own}}}"#);
+        ms.deliver_encoded(std::iter::once(user_id), "conv.updated", &data);
     }
 
     async fn membership_inner(
@@ -778,8 +988,10 @@ impl Owner {
                 let target2 = target.clone();
                 self.write_meta(|m| {
                     m.members.retain(|x| x.user_id != target2);
-                    // The last admin leaving hands over to the longest-standing member.
-                    if !m.members.iter().any(|x| x.role == MemberRole::Admin)
+                    // The last admin leaving hands over to the longest-standing member
+                    // (a meeting's chat has no admins: the meeting's hosts run it).
+                    if m.kind == Kind::Group
+                        && !m.members.iter().any(|x| x.role == MemberRole::Admin)
                         && let Some(oldest) = m.members.iter_mut().min_by_key(|x| x.since)
                     {
                         oldest.role = MemberRole::Admin;
@@ -870,6 +1082,12 @@ impl Owner {
                     .map(String::as_str)
                     .filter(|u| *u != m.author.user_id);
                 ms.deliver(mentioned, "msg.mention", &data);
+                if self.meta.kind == Kind::Meeting {
+                    self.shared.observer.chat_message();
+                    if let Some(audience) = ms.audience(&self.id) {
+                        super::meeting::show(&audience, &entry);
+                    }
+                }
                 if let Some(r) = s.responder {
                     r.ok(json!({"id": m.id, "seq": m.seq, "at": m.at}));
                 }
@@ -887,6 +1105,12 @@ impl Owner {
                 let now = s.patched.clone().map(Entry::Message);
                 let data = json!({"conversation": self.id, "entry": entry, "message": now});
                 ms.deliver(self.members(), "msg.changed", &data);
+                // The call shows the message as it is now (same id: clients replace it).
+                if self.meta.kind == Kind::Meeting
+                    && let (Some(audience), Some(m)) = (ms.audience(&self.id), &now)
+                {
+                    super::meeting::show(&audience, m);
+                }
                 if let Some(r) = s.responder {
                     r.ok(json!({"seq": c.seq}));
                 }

@@ -1,4 +1,4 @@
-//! Retention (`retention_direct`, `retention_group`): removes log batches whose newest entry is
+//! Retention (`retention_direct`, `retention_group`, `retention_meeting`): removes log batches whose newest entry is
 //! older than the conversation type's period, with the files their messages carried, and files
 //! uploaded but never attached within a day. A conversation's newest batch is always kept, so
 //! its sequence numbering carries on where it was and devices catching up see no reuse.
@@ -18,18 +18,20 @@ pub struct RetentionPolicy {
     /// `None`: kept forever.
     pub direct: Option<Duration>,
     pub group: Option<Duration>,
+    pub meeting: Option<Duration>,
 }
 
 impl RetentionPolicy {
     /// Whether any type has a period; the unattached-file sweep runs in every pass anyway.
     pub fn any(&self) -> bool {
-        self.direct.is_some() || self.group.is_some()
+        self.direct.is_some() || self.group.is_some() || self.meeting.is_some()
     }
 
     fn period(&self, kind: Kind) -> Option<Duration> {
         match kind {
             Kind::Direct => self.direct,
             Kind::Group => self.group,
+            Kind::Meeting => self.meeting,
         }
     }
 }

@@ -17,6 +17,7 @@ use super::history;
 use super::hooks::{MsgAudit, MsgHooks};
 use super::input::{self, Bad};
 use super::layout::{self, ConvMeta, Kind, Member, MemberRole, UserConv, UserState};
+use super::meeting::{Audience, MeetingSeed};
 use super::owner::{self, Command, ConvHandle, Snapshot};
 use super::presence::People;
 use crate::rt::RtUser;
@@ -46,6 +47,8 @@ pub struct Messaging {
     pub(crate) people: Mutex<People>,
     states: Mutex<HashMap<String, StateSlot>>,
     posts: Mutex<HashMap<String, Bucket>>,
+    /// The people in the call of each live meeting, by the meeting's conversation id.
+    audiences: Mutex<HashMap<String, Audience>>,
     stored: AtomicU64,
 }
 
@@ -86,6 +89,7 @@ impl Messaging {
             people: Mutex::new(People::default()),
             states: Mutex::new(HashMap::new()),
             posts: Mutex::new(HashMap::new()),
+            audiences: Mutex::new(HashMap::new()),
             stored: AtomicU64::new(0),
         }
     }
@@ -105,16 +109,65 @@ impl Messaging {
     }
 
     /// The owner of a conversation, started if there is none (`None` only if this is not the
-    /// hub's messaging).
-    fn conv(&self, shared: &Arc<Shared>, id: &str) -> Option<ConvHandle> {
+    /// hub's messaging). With a seed, a meeting's conversation is created if it does not
+    /// exist.
+    fn conv(
+        &self,
+        shared: &Arc<Shared>,
+        id: &str,
+        seed: Option<&MeetingSeed>,
+    ) -> Option<ConvHandle> {
         let ms = shared.msg.clone()?;
         let mut convs = lock(&self.convs);
         if let Some(h) = convs.get(id) {
             return Some(h.clone());
         }
-        let h = owner::spawn(shared.clone(), ms, id.to_owned());
+        let h = owner::spawn(shared.clone(), ms, id.to_owned(), seed.cloned());
         convs.insert(id.to_owned(), h.clone());
         Some(h)
+    }
+
+    /// Queues a command without waiting (for a meeting's owner, which must never wait on a
+    /// conversation); gives it back when the conversation's queue is full.
+    // The refused command comes back whole so its responder can answer; it is moved, not
+    // copied, and this is not a hot error path.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn try_send(
+        &self,
+        shared: &Arc<Shared>,
+        id: &str,
+        seed: Option<&MeetingSeed>,
+        mut cmd: Command,
+    ) -> Result<(), Command> {
+        for _ in 0..3 {
+            let Some(h) = self.conv(shared, id, seed) else {
+                return Err(cmd);
+            };
+            match h.try_send(cmd) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(c)) => return Err(c),
+                // That owner retired meanwhile: the next try starts a new one.
+                Err(mpsc::error::TrySendError::Closed(c)) => cmd = c,
+            }
+        }
+        Err(cmd)
+    }
+
+    pub(crate) fn set_audience(&self, id: &str, audience: Audience) {
+        lock(&self.audiences).insert(id.to_owned(), audience);
+    }
+
+    /// Removes a meeting's audience if it is still this one (a newer owner of the same
+    /// meeting may have registered its own).
+    pub(crate) fn clear_audience(&self, id: &str, audience: &Audience) {
+        let mut all = lock(&self.audiences);
+        if all.get(id).is_some_and(|a| Arc::ptr_eq(a, audience)) {
+            all.remove(id);
+        }
+    }
+
+    pub(crate) fn audience(&self, id: &str) -> Option<Audience> {
+        lock(&self.audiences).get(id).cloned()
     }
 
     /// An owner retires: removed from the map while nothing is queued for it (then closed,
@@ -133,7 +186,7 @@ impl Messaging {
     /// Hands a command to the conversation's owner, starting one if needed.
     async fn send(&self, shared: &Arc<Shared>, id: &str, mut cmd: Command) -> Result<(), Command> {
         for _ in 0..3 {
-            let Some(h) = self.conv(shared, id) else {
+            let Some(h) = self.conv(shared, id, None) else {
                 return Err(cmd);
             };
             match h.send(cmd).await {

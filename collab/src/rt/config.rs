@@ -22,9 +22,6 @@ pub struct RtConfig {
     pub outbound_bytes: usize,
     pub max_participants_per_meeting: usize,
     pub max_lobby_per_meeting: usize,
-    /// Meeting chat messages being written to the store at once, across all meetings: the
-    /// durable writes queue here rather than crowd out signalling.
-    pub chat_store_writes: usize,
     /// The heartbeat clients are told to keep; a socket silent for three of these is closed.
     pub heartbeat: Duration,
     /// The public base URL, for meeting links in replies.
@@ -44,7 +41,6 @@ impl Default for RtConfig {
             outbound_bytes: 1024 * 1024,
             max_participants_per_meeting: 50,
             max_lobby_per_meeting: 100,
-            chat_store_writes: 2,
             heartbeat: Duration::from_secs(20),
             public_url: "http://127.0.0.1:8080".to_owned(),
         }

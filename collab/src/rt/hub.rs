@@ -36,8 +36,6 @@ pub(crate) struct Shared {
     pub tracker: TaskTracker,
     pub cancel: CancellationToken,
     next_meeting: AtomicU64,
-    /// Chat writes to the store in flight, across meetings (`chat_store_writes`).
-    pub chat_writes: tokio::sync::Semaphore,
     /// Conversations, when messaging is on.
     pub msg: Option<Arc<crate::msg::Messaging>>,
 }
@@ -205,10 +203,8 @@ impl RtHub {
         media: Arc<dyn MediaBackend>,
         msg: Option<crate::msg::Messaging>,
     ) -> Self {
-        let chat_writes = tokio::sync::Semaphore::new(cfg.chat_store_writes.max(1));
         RtHub {
             shared: Arc::new(Shared {
-                chat_writes,
                 msg: msg.map(Arc::new),
                 cfg,
                 dir,

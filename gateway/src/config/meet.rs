@@ -22,7 +22,7 @@ pub struct MeetConfig {
     pub rt_outbound_bytes: usize,
     pub max_participants_per_meeting: usize,
     pub max_lobby_per_meeting: usize,
-    /// `None`: chosen by the storage backend ([`chat_store_writes_for`]).
+    /// Deprecated alias of `msg_store_writes` (meeting chat is a conversation now).
     pub chat_store_writes: Option<usize>,
     pub turn: TurnConfig,
 }
@@ -111,9 +111,8 @@ pub struct MeetFlags {
     /// People waiting in one meeting's lobby [default: 100].
     #[arg(long, env = "DURE_MAX_LOBBY_PER_MEETING", value_name = "N")]
     pub max_lobby_per_meeting: Option<String>,
-    /// Meeting chat writes to the store at once, across all meetings; more wait their turn
-    /// (and go in batches), so durable chat writes never crowd out signalling [default: 2
-    /// on fs, whose fsyncs cost this machine's CPU; 32 on s3 and memory].
+    /// Deprecated: meeting chat is stored as a conversation, so its writes are bounded by
+    /// msg_store_writes; this sets msg_store_writes when that is not set.
     #[arg(long, env = "DURE_CHAT_STORE_WRITES", value_name = "N")]
     pub chat_store_writes: Option<String>,
     /// Comma-separated TURN URLs (turn: or turns:) handed to meeting participants with

@@ -30,6 +30,8 @@ pub struct MsgConfig {
     pub retention_direct: Option<Duration>,
     /// How long group conversations' messages are kept; `None` keeps them forever.
     pub retention_group: Option<Duration>,
+    /// How long meetings' chats are kept; `None` keeps them forever.
+    pub retention_meeting: Option<Duration>,
     /// How often the retention task runs (it also removes files never attached).
     pub retention_interval: Duration,
     /// Uploads received at once across the server (each held in memory).
@@ -51,6 +53,7 @@ impl Default for MsgConfig {
             msg_store_writes: None,
             retention_direct: None,
             retention_group: None,
+            retention_meeting: None,
             retention_interval: Duration::from_secs(3600),
             upload_concurrency: 8,
             uploads_per_user: 2,
@@ -124,6 +127,10 @@ pub struct MsgFlags {
     /// [default: 0].
     #[arg(long, env = "DURE_RETENTION_GROUP", value_name = "DURATION")]
     pub retention_group: Option<String>,
+    /// How long messages of meetings' chats are kept, e.g. 90d; 0 keeps them forever
+    /// [default: 0].
+    #[arg(long, env = "DURE_RETENTION_MEETING", value_name = "DURATION")]
+    pub retention_meeting: Option<String>,
     /// How often expired messages and files never attached are removed [default: 1h].
     #[arg(long, env = "DURE_RETENTION_INTERVAL", value_name = "DURATION")]
     pub retention_interval: Option<String>,
@@ -149,6 +156,7 @@ pub const FILE_KEYS: &[&str] = &[
     "retention_direct",
     "retention_group",
     "retention_interval",
+    "retention_meeting",
     "upload_concurrency",
     "uploads_per_user",
 ];
@@ -274,6 +282,9 @@ impl MsgFlags {
         if let Some(v) = get(&self.retention_group, "retention_group") {
             m.retention_group = retention("retention_group", &v)?;
         }
+        if let Some(v) = get(&self.retention_meeting, "retention_meeting") {
+            m.retention_meeting = retention("retention_meeting", &v)?;
+        }
         if let Some(v) = get(&self.retention_interval, "retention_interval") {
             let d = duration("retention_interval", &v)?;
             // Each run lists the store; zero would run it back to back.
@@ -342,6 +353,8 @@ mod tests {
             "4000",
             "--retention-group",
             "2w",
+            "--retention-meeting",
+            "90d",
             "--max-conversation-members",
             "50",
         ])
@@ -353,6 +366,7 @@ mod tests {
         assert_eq!(m.msg_search_scan_bytes, 64 * 1024);
         assert_eq!(m.retention_direct, Some(Duration::from_secs(365 * DAY)));
         assert_eq!(m.retention_group, Some(Duration::from_secs(14 * DAY)));
+        assert_eq!(m.retention_meeting, Some(Duration::from_secs(90 * DAY)));
         assert_eq!(m.retention_interval, Duration::from_secs(1800));
         assert_eq!(m.max_image_pixels, 1_000_000);
         assert_eq!(m.max_conversation_members, 50);
@@ -403,6 +417,7 @@ mod tests {
             (vec!["--msg-store-writes", "0"], "msg_store_writes"),
             (vec!["--retention-direct", "a year"], "retention_direct"),
             (vec!["--retention-group", "365"], "retention_group"),
+            (vec!["--retention-meeting", "forever"], "retention_meeting"),
             (vec!["--retention-interval", "0"], "retention_interval"),
             (vec!["--retention-interval", "soon"], "retention_interval"),
         ] {

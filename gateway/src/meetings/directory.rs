@@ -109,6 +109,92 @@ fn unavailable(e: StoreError) -> Refusal {
 }
 
 impl StoreDirectory {
+    /// The newest `limit` lines of a meeting's chat as stored before meeting chat became a
+    /// conversation (`meetings/{slug}/chat/`), below `before_seq`, oldest first.
+    async fn recent_chat(
+        &self,
+        slug: &str,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, String> {
+        if !slug::is_slug(slug) {
+            return Err("not a meeting slug".into());
+        }
+        let listed = self
+            .store
+            .list(&record::chat_prefix(slug))
+            .await
+            .map_err(|e| e.to_string())?;
+        // Keys are batches named by their first sequence (zero-padded, so they sort); a
+        // batch starting below `before_seq` may hold messages at or past it.
+        let mut keys: Vec<(u64, Key)> = listed
+            .into_iter()
+            .filter_map(|e| {
+                let first = e.key.as_str().rsplit('/').next()?.parse::<u64>().ok()?;
+                before_seq
+                    .is_none_or(|b| first < b)
+                    .then_some((first, e.key))
+            })
+            .collect();
+        keys.sort_by_key(|(first, _)| *first);
+        let limit = limit.min(10_000);
+        // Newest batch first, until `limit` messages are in hand.
+        let mut fetched = futures_util::stream::iter(keys.into_iter().rev().map(|(first, k)| {
+            let store = self.store.clone();
+            async move {
+                let got =
+                    record::read_json::<record::ChatBatch>(&store, &k, record::CHAT_MAX_BYTES)
+                        .await?;
+                if let Some((b, _)) = &got {
+                    b.check(&k, first)?;
+                }
+                Ok::<_, StoreError>(got.map(|(b, _)| b.messages))
+            }
+        }))
+        .buffered(4);
+        let mut newest_first: Vec<ChatMessage> = Vec::new();
+        while newest_first.len() < limit {
+            let Some(got) = fetched.next().await else {
+                break;
+            };
+            let Some(messages) = got.map_err(|e| e.to_string())? else {
+                continue;
+            };
+            newest_first.extend(
+                messages
+                    .into_iter()
+                    .rev()
+                    .filter(|m| before_seq.is_none_or(|b| m.seq < b)),
+            );
+        }
+        newest_first.truncate(limit);
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
+    /// Writes chat lines the way meetings stored them before their chat became a
+    /// conversation: what the carrying-over is tested against.
+    #[cfg(test)]
+    async fn append_chat(&self, slug: &str, msgs: &[ChatMessage]) -> Result<(), String> {
+        if !slug::is_slug(slug) {
+            return Err("not a meeting slug".into());
+        }
+        let first = msgs.first().ok_or("no chat messages to store")?.seq;
+        let batch = record::ChatBatch::new(msgs.to_vec());
+        let key = record::chat_key(slug, first).map_err(|e| e.to_string())?;
+        // What could not be read back is never written.
+        batch.check(&key, first).map_err(|e| e.to_string())?;
+        let body = record::encode(&batch).map_err(|e| e.to_string())?;
+        if body.len() > record::CHAT_MAX_BYTES {
+            return Err(format!("chat batch of {} bytes is too large", body.len()));
+        }
+        self.store
+            .put(&key, body, PutCondition::IfAbsent)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     pub fn new(store: Store, catalog: Arc<Catalog>, audit: AuditLog, config: &Config) -> Self {
         StoreDirectory {
             store,
@@ -623,85 +709,8 @@ impl MeetingDirectory for StoreDirectory {
         })
     }
 
-    async fn append_chat(&self, slug: &str, msgs: &[ChatMessage]) -> Result<(), String> {
-        if !slug::is_slug(slug) {
-            return Err("not a meeting slug".into());
-        }
-        let first = msgs.first().ok_or("no chat messages to store")?.seq;
-        let batch = record::ChatBatch::new(msgs.to_vec());
-        let key = record::chat_key(slug, first).map_err(|e| e.to_string())?;
-        // What could not be read back is never written.
-        batch.check(&key, first).map_err(|e| e.to_string())?;
-        let body = record::encode(&batch).map_err(|e| e.to_string())?;
-        if body.len() > record::CHAT_MAX_BYTES {
-            return Err(format!("chat batch of {} bytes is too large", body.len()));
-        }
-        self.store
-            .put(&key, body, PutCondition::IfAbsent)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    async fn recent_chat(
-        &self,
-        slug: &str,
-        before_seq: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, String> {
-        if !slug::is_slug(slug) {
-            return Err("not a meeting slug".into());
-        }
-        let listed = self
-            .store
-            .list(&record::chat_prefix(slug))
-            .await
-            .map_err(|e| e.to_string())?;
-        // Keys are batches named by their first sequence (zero-padded, so they sort); a
-        // batch starting below `before_seq` may hold messages at or past it.
-        let mut keys: Vec<(u64, Key)> = listed
-            .into_iter()
-            .filter_map(|e| {
-                let first = e.key.as_str().rsplit('/').next()?.parse::<u64>().ok()?;
-                before_seq
-                    .is_none_or(|b| first < b)
-                    .then_some((first, e.key))
-            })
-            .collect();
-        keys.sort_by_key(|(first, _)| *first);
-        let limit = limit.min(1000);
-        // Newest batch first, until `limit` messages are in hand.
-        let mut fetched = futures_util::stream::iter(keys.into_iter().rev().map(|(first, k)| {
-            let store = self.store.clone();
-            async move {
-                let got =
-                    record::read_json::<record::ChatBatch>(&store, &k, record::CHAT_MAX_BYTES)
-                        .await?;
-                if let Some((b, _)) = &got {
-                    b.check(&k, first)?;
-                }
-                Ok::<_, StoreError>(got.map(|(b, _)| b.messages))
-            }
-        }))
-        .buffered(4);
-        let mut newest_first: Vec<ChatMessage> = Vec::new();
-        while newest_first.len() < limit {
-            let Some(got) = fetched.next().await else {
-                break;
-            };
-            let Some(messages) = got.map_err(|e| e.to_string())? else {
-                continue;
-            };
-            newest_first.extend(
-                messages
-                    .into_iter()
-                    .rev()
-                    .filter(|m| before_seq.is_none_or(|b| m.seq < b)),
-            );
-        }
-        newest_first.truncate(limit);
-        newest_first.reverse();
-        Ok(newest_first)
+    async fn legacy_chat(&self, slug: &str, limit: usize) -> Result<Vec<ChatMessage>, String> {
+        self.recent_chat(slug, None, limit).await
     }
 
     async fn mark_ended(&self, slug: &str) -> Result<(), String> {

@@ -20,13 +20,22 @@ export interface Waiting {
   since: number | string;
 }
 
+/**
+ * A line of the meeting's chat: an entry of the meeting's conversation log (docs/messaging.md),
+ * so it may also have been written, edited or deleted from the Messages page. `participant` is
+ * only on lines posted from inside the meeting; `user_id` is absent for guests (`guest` true).
+ */
 export interface ChatMessage {
+  kind?: 'message';
   id: string;
   seq: number;
   at: number | string;
-  author: { participant: string; name: string; user_id: string | null };
+  author: { name: string; participant?: string; user_id?: string | null; guest?: boolean };
   text: string;
   client_ref: string | null;
+  attachments?: { name: string }[];
+  edited_at?: number | null;
+  deleted?: boolean;
 }
 
 export const isHost = (role: string): boolean => role === 'host' || role === 'cohost';

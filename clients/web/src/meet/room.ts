@@ -22,7 +22,10 @@ export interface Joined {
   slug: string;
   title: string;
   locked: boolean;
-  me: { id: string; name: string; role: string; guest: boolean };
+  /** The meeting's conversation (messaging on), from the join answer. */
+  conversation: string | null;
+  /** `user_id`: our account, null for a guest. */
+  me: { id: string; name: string; role: string; guest: boolean; user_id: string | null };
 }
 
 type Panel = 'chat' | 'people' | null;
@@ -50,7 +53,12 @@ export class Room {
     this.locked = info.locked;
     this.mesh = new Mesh(info.me.id, media, (to, kind, payload) => rt.send('meet.signal', { to, kind, payload }));
     this.mesh.onChange = () => this.renderGrid();
-    this.chat = new Chat((text, client_ref) => rt.send('meet.chat.send', { text, client_ref }), () => this.info.me.id);
+    this.chat = new Chat(
+      (text, client_ref) => rt.send('meet.chat.send', { text, client_ref }),
+      () => ({ participant: this.info.me.id, user_id: this.info.me.user_id }),
+    );
+    // Guests are no members of the conversation: the Messages page is not theirs.
+    this.chat.showConversation(info.me.guest || !info.me.user_id ? null : info.conversation);
     this.chat.onUnread = () => {
       if (this.panel !== 'chat') {
         this.unread = true;
@@ -130,6 +138,9 @@ export class Room {
         else toast(t('meetMuteRequestAudio', { by }), { label: t('meetMuteNow'), run: () => this.media.setMic(false) }, 15000);
         break;
       }
+      default:
+        // Not the meeting's: a signed-in participant's socket also carries msg.*, conv.*, presence.
+        break;
     }
   }
 

@@ -10,7 +10,7 @@ import { type Hello, RtSocket } from '../rt/socket';
 import { navigate } from '../router';
 import { session } from '../session';
 import { t } from '../i18n';
-import type { ChangeEntry, Conversation, Entry, EventEntry, Message, PresenceState } from './types';
+import { isGroupLike, type ChangeEntry, type Conversation, type Entry, type EventEntry, type Message, type PresenceState } from './types';
 
 export type ClientState = 'off' | 'connecting' | 'open' | 'reconnecting' | 'unavailable' | 'closed';
 
@@ -295,6 +295,7 @@ export class MsgClient {
   /** The conversation as shown: its title, or for a direct one the other person's name. */
   title(c: Conversation): string {
     if (c.kind === 'group') return c.title || t('msgUntitledGroup');
+    if (c.kind === 'meeting') return c.title || t('msgMeetingChat');
     const other = c.members.find((m) => m.user_id !== this.me) ?? c.members[0];
     return other?.name ?? t('msgUntitledGroup');
   }
@@ -602,7 +603,7 @@ export class MsgClient {
     this.notified.add(m.id);
     const c = this.convs.get(conv);
     const where = c ? this.title(c) : '';
-    const title = mention ? t('msgNotifyMention', { name: m.author.name }) : c?.kind === 'group' ? `${m.author.name} · ${where}` : m.author.name;
+    const title = mention ? t('msgNotifyMention', { name: m.author.name }) : c && isGroupLike(c) ? `${m.author.name} · ${where}` : m.author.name;
     const body = m.text ? m.text.slice(0, 200) : m.attachments.length ? t('msgNotifyFile', { n: m.attachments.length }) : '';
     try {
       const n = new Notification(title, { body, tag: m.id });
@@ -641,7 +642,7 @@ export class MsgClient {
         } else if (l) {
           l.pending = l.pending.filter((p) => p.ref !== m.client_ref);
         }
-        this.clearTyping(conv, m.author.user_id);
+        if (m.author.user_id) this.clearTyping(conv, m.author.user_id);
         this.ensureConv(conv);
         this.noteEntry(conv, m);
         this.notify(conv, m, false);

@@ -5,12 +5,12 @@
 
 import { h, icon, replace } from '../dom';
 import { t } from '../i18n';
-import { displayName } from '../session';
 import { avatar, colorFor } from '../ui/avatar';
 import { I } from '../ui/icons';
 import { toast } from '../ui/toast';
 import type { MsgClient, MsgError } from './client';
 import { formatSize, UploadError, uploadFile } from './files';
+import { authorName } from './people';
 import { docIdsIn } from './text';
 import type { Attachment, Member, Message } from './types';
 import { msgErrorText } from './errors';
@@ -103,7 +103,7 @@ export class Composer {
       replace(this.replyBar);
       return;
     }
-    const name = displayName(m.author.user_id, m.author.name);
+    const name = authorName(m.author);
     replace(
       this.replyBar,
       icon(REPLY, 16),

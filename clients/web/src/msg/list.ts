@@ -3,14 +3,19 @@
 
 import { h, icon } from '../dom';
 import { lang, t } from '../i18n';
-import { displayName } from '../session';
+import { MI } from '../meet/icons';
 import { I } from '../ui/icons';
 import type { MsgClient } from './client';
-import { personAvatar } from './people';
-import type { Conversation, Message } from './types';
+import { authorName, personAvatar } from './people';
+import { isGroupLike, type Conversation, type Message } from './types';
 
 export function memberCount(n: number): string {
   return n === 1 ? t('msgMemberOne') : t('msgMemberCount', { n });
+}
+
+/** Asked before leaving: a meeting's chat comes back when one joins the meeting again. */
+export function leaveQuestion(c: Pick<Conversation, 'kind'>, title: string): string {
+  return t(c.kind === 'meeting' ? 'msgLeaveMeetingConfirm' : 'msgLeaveConfirm', { title });
 }
 
 export function unreadText(n: number, more?: boolean): string {
@@ -27,9 +32,15 @@ export function shortTime(ms: number, now = Date.now()): string {
   return new Intl.DateTimeFormat(locale, { month: 'short', day: 'numeric', year: d.getFullYear() === today.getFullYear() ? undefined : 'numeric' }).format(d);
 }
 
+/** The picture of a conversation that is not a direct one: people, or a camera for a meeting. */
+export function convIcon(c: Pick<Conversation, 'kind'>): string {
+  return c.kind === 'meeting' ? MI.video : I.group;
+}
+
 export function preview(m: Message | null, me: string, kind: Conversation['kind']): string {
   if (!m) return t('msgNoMessages');
-  const who = m.author.user_id === me ? t('you') : displayName(m.author.user_id, m.author.name);
+  const mine = !!m.author.user_id && m.author.user_id === me;
+  const who = mine ? t('you') : authorName(m.author);
   const body = m.deleted
     ? t('msgDeleted')
     : m.text
@@ -38,7 +49,7 @@ export function preview(m: Message | null, me: string, kind: Conversation['kind'
         ? t('msgFiles', { n: m.attachments.length })
         : '';
   // In a direct conversation the other person's own lines need no name.
-  return m.author.user_id === me || kind === 'group' ? `${who}: ${body}` : body;
+  return mine || isGroupLike({ kind }) ? `${who}: ${body}` : body;
 }
 
 export function conversationItem(c: Conversation, client: MsgClient, active: boolean): HTMLElement {
@@ -47,7 +58,7 @@ export function conversationItem(c: Conversation, client: MsgClient, active: boo
   const art =
     c.kind === 'direct' && partner
       ? personAvatar(partner, title, client.presence.get(partner) ?? 'offline')
-      : h('span', { class: 'avatar-wrap' }, h('span', { class: 'avatar avatar-md avatar-group', 'aria-hidden': 'true' }, icon(I.group, 18)));
+      : h('span', { class: 'avatar-wrap' }, h('span', { class: 'avatar avatar-md avatar-group', 'aria-hidden': 'true' }, icon(convIcon(c), 18)));
   const when = c.last_at ?? c.created_at;
   const unread = c.unread > 0;
   return h(

@@ -1,18 +1,23 @@
 // The members panel: for a group its title (admins rename), the members with their roles and
-// presence, adding people (admins), removing people and making admins (admins), leaving; for
-// every kind archiving (for oneself).
+// presence, adding people (admins), removing people and making admins (admins), leaving; for a
+// meeting's chat its title, the people (its signed-in participants, who come with the meeting:
+// nothing to manage here), a link into the meeting and leaving; for every kind archiving (for
+// oneself).
 
 import { h, icon, replace } from '../dom';
 import { lang, t } from '../i18n';
 import { displayName } from '../session';
 import { promptText } from '../ui/dialog';
+import { MI } from '../meet/icons';
+import { meetPath } from '../router';
 import { I } from '../ui/icons';
 import { menuButton, type MenuItem } from '../ui/menu';
 import { toast } from '../ui/toast';
 import type { MsgClient, MsgError } from './client';
 import { msgErrorText } from './errors';
 import { personAvatar, personSearch, presenceLabel } from './people';
-import { memberCount } from './list';
+import { leaveQuestion, memberCount } from './list';
+import { isGroupLike, type Conversation } from './types';
 
 export class MembersPanel {
   readonly el: HTMLElement;
@@ -51,6 +56,48 @@ export class MembersPanel {
     void this.client.act(type, { conversation: this.id, ...data }).catch((e: MsgError) => toast(t('msgActionFailed', { message: msgErrorText(e.code, e.message) })));
   }
 
+  /** A group's title, with renaming for its admins. */
+  private groupTitle(c: Conversation, admin: boolean): HTMLElement {
+    return h(
+      'div',
+      { class: 'members-title' },
+      h('strong', { 'data-testid': 'group-title' }, this.client.title(c)),
+      admin
+        ? h(
+            'button',
+            {
+              class: 'btn btn-small',
+              type: 'button',
+              'data-testid': 'rename',
+              onclick: async () => {
+                const next = await promptText(t('msgRename'), t('msgGroupTitle'), c.title ?? '', t('save'));
+                if (next && next !== c.title) this.act('conv.rename', { title: next });
+              },
+            },
+            icon(I.edit, 14),
+            h('span', {}, t('rename')),
+          )
+        : null,
+    );
+  }
+
+  /** A meeting chat's title and the way into the meeting (its people come and go with it). */
+  private meetingTitle(c: Conversation): HTMLElement {
+    return h(
+      'div',
+      { class: 'members-title' },
+      h('strong', { 'data-testid': 'meeting-title' }, this.client.title(c)),
+      c.meeting
+        ? h(
+            'a',
+            { class: 'btn btn-small', href: meetPath(c.meeting), 'data-link': true, 'data-testid': 'conv-join-meeting' },
+            icon(MI.video, 14),
+            h('span', {}, t('msgJoinMeeting')),
+          )
+        : null,
+    );
+  }
+
   /** What the last render showed: unchanged state is not rebuilt (an open menu stays open). */
   private shown = '';
 
@@ -59,7 +106,7 @@ export class MembersPanel {
     const c = this.client.convs.get(this.id);
     const sig = JSON.stringify([
       lang(),
-      c ? [c.title, c.role, c.archived, c.members.map((m) => [m.user_id, m.name, m.role, this.client.presence.get(m.user_id) ?? ''])] : null,
+      c ? [c.kind, c.meeting, c.title, c.role, c.archived, c.members.map((m) => [m.user_id, m.name, m.role, this.client.presence.get(m.user_id) ?? ''])] : null,
     ]);
     if (sig === this.shown) return;
     this.shown = sig;
@@ -72,30 +119,7 @@ export class MembersPanel {
     }
     const admin = c.kind === 'group' && c.role === 'admin';
     const admins = c.members.filter((m) => m.role === 'admin').length;
-    const title =
-      c.kind === 'group'
-        ? h(
-            'div',
-            { class: 'members-title' },
-            h('strong', { 'data-testid': 'group-title' }, this.client.title(c)),
-            admin
-              ? h(
-                  'button',
-                  {
-                    class: 'btn btn-small',
-                    type: 'button',
-                    'data-testid': 'rename',
-                    onclick: async () => {
-                      const next = await promptText(t('msgRename'), t('msgGroupTitle'), c.title ?? '', t('save'));
-                      if (next && next !== c.title) this.act('conv.rename', { title: next });
-                    },
-                  },
-                  icon(I.edit, 14),
-                  h('span', {}, t('rename')),
-                )
-              : null,
-          )
-        : null;
+    const title = c.kind === 'meeting' ? this.meetingTitle(c) : c.kind === 'group' ? this.groupTitle(c, admin) : null;
     const rows = [...c.members]
       .sort((a, b) => (a.role === b.role ? a.name.localeCompare(b.name) : a.role === 'admin' ? -1 : 1))
       .map((m) => {
@@ -135,7 +159,7 @@ export class MembersPanel {
     replace(this.titleSlot, title);
     replace(
       this.listSlot,
-      h('h4', { class: 'section-label' }, c.kind === 'group' ? memberCount(c.members.length) : t('msgPeople')),
+      h('h4', { class: 'section-label' }, isGroupLike(c) ? memberCount(c.members.length) : t('msgPeople')),
       h('ul', { class: 'member-list' }, rows),
     );
     this.add.hidden = !admin;
@@ -151,7 +175,7 @@ export class MembersPanel {
         },
         c.archived ? t('msgUnarchive') : t('msgArchive'),
       ),
-      c.kind === 'group'
+      isGroupLike(c)
         ? h(
             'button',
             {
@@ -159,7 +183,7 @@ export class MembersPanel {
               type: 'button',
               'data-testid': 'leave',
               onclick: () => {
-                if (confirm(t('msgLeaveConfirm', { title: this.client.title(c) }))) this.act('conv.leave', {});
+                if (confirm(leaveQuestion(c, this.client.title(c)))) this.act('conv.leave', {});
               },
             },
             icon(I.logout, 16),

@@ -6,7 +6,7 @@ import { h, replace } from '../dom';
 import { t, type Key } from '../i18n';
 import { displayName, session } from '../session';
 import { avatar, colorFor } from '../ui/avatar';
-import type { PresenceState } from './types';
+import type { Message, PresenceState } from './types';
 
 const PRESENCE_LABEL: Record<PresenceState, Key> = {
   online: 'presOnline',
@@ -17,6 +17,19 @@ const PRESENCE_LABEL: Record<PresenceState, Key> = {
 
 export function presenceLabel(state: PresenceState | undefined): string {
   return t(PRESENCE_LABEL[state ?? 'offline'] ?? 'presOffline');
+}
+
+/** A line's author as shown (a meeting's guests have no user id: their name as given). */
+export function authorName(a: Message['author']): string {
+  return a.user_id ? displayName(a.user_id, a.name) : a.name;
+}
+
+/**
+ * Who wrote a line, as one string for colours and for grouping lines: the user id, else (a
+ * guest) the participant or, failing that, the name; prefixed so that none can pass for a user.
+ */
+export function authorKey(a: Message['author']): string {
+  return a.user_id ? a.user_id : a.participant ? 'guest:' + a.participant : 'guest-name:' + a.name;
 }
 
 /** A coloured dot: online, away, in a meeting or offline (unknown counts as offline). */

@@ -19,7 +19,11 @@ export interface Message {
   kind: 'message';
   id: string;
   at: number;
-  author: { user_id: string; name: string };
+  /**
+   * `user_id` is absent for a meeting's guests (not signed in; `guest` is then true);
+   * `participant` only on lines posted from inside a meeting.
+   */
+  author: { user_id?: string | null; name: string; participant?: string; guest?: boolean };
   text: string;
   client_ref: string | null;
   reply_to: number | null;
@@ -53,8 +57,11 @@ export type Entry = Message | ChangeEntry | EventEntry;
 
 export interface Conversation {
   id: string;
-  kind: 'direct' | 'group';
+  /** `meeting`: a meeting's chat (members are its signed-in participants; nobody is admin). */
+  kind: 'direct' | 'group' | 'meeting';
   title: string | null;
+  /** The meeting's slug, for `meeting` conversations. */
+  meeting?: string;
   members: Member[];
   created_by: string;
   created_at: number;
@@ -71,5 +78,8 @@ export interface Conversation {
 
 export type PresenceState = 'online' | 'away' | 'meeting' | 'offline';
 
-/** `d` or `g` and 32 hex digits. */
-export const CONVERSATION_ID = /^[dg][0-9a-f]{32}$/;
+/** `d` (direct), `g` (group) or `m` (meeting) and 32 hex digits. */
+export const CONVERSATION_ID = /^[dgm][0-9a-f]{32}$/;
+
+/** Groups and meeting chats: a title, a members list, author names on lines, a way to leave. */
+export const isGroupLike = (c: Pick<Conversation, 'kind'>): boolean => c.kind === 'group' || c.kind === 'meeting';

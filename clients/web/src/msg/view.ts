@@ -14,11 +14,11 @@ import type { Change, MsgClient, MsgError, Pending } from './client';
 import { Composer, snippet } from './composer';
 import { msgErrorText } from './errors';
 import { fileUrl, formatSize, thumbnailUrl } from './files';
-import { memberCount } from './list';
+import { convIcon, leaveQuestion, memberCount } from './list';
 import { MembersPanel } from './members';
-import { personAvatar, presenceLabel } from './people';
+import { authorKey, authorName, personAvatar, presenceLabel } from './people';
 import { renderText } from './text';
-import type { Attachment, Conversation, EventEntry, Message } from './types';
+import { isGroupLike, type Attachment, type Conversation, type EventEntry, type Message } from './types';
 
 const GROUP_GAP_MS = 5 * 60_000;
 const MEMBERS_ICON = 'M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7z|M2.5 20a6.5 6.5 0 0 1 13 0|M16 4.5a3.5 3.5 0 0 1 0 6.5|M18 14a6.5 6.5 0 0 1 3.5 6';
@@ -217,7 +217,7 @@ export class ConversationView {
     const art =
       c.kind === 'direct' && partner
         ? personAvatar(partner, title, this.client.presence.get(partner) ?? 'offline')
-        : h('span', { class: 'avatar avatar-md avatar-group', 'aria-hidden': 'true' }, icon(I.group, 18));
+        : h('span', { class: 'avatar avatar-md avatar-group', 'aria-hidden': 'true' }, icon(convIcon(c), 18));
     const menu = (): MenuItem[] => {
       const items: MenuItem[] = [
         {
@@ -226,13 +226,13 @@ export class ConversationView {
           run: () => void this.client.act('conv.archive', { conversation: c.id, archived: !c.archived }).catch((e: MsgError) => toast(msgErrorText(e.code, e.message))),
         },
       ];
-      if (c.kind === 'group') {
+      if (isGroupLike(c)) {
         items.push({
           label: t('msgLeave'),
           icon: icon(I.logout, 16),
           danger: true,
           run: () => {
-            if (confirm(t('msgLeaveConfirm', { title }))) void this.client.act('conv.leave', { conversation: c.id }).catch((e: MsgError) => toast(msgErrorText(e.code, e.message)));
+            if (confirm(leaveQuestion(c, title))) void this.client.act('conv.leave', { conversation: c.id }).catch((e: MsgError) => toast(msgErrorText(e.code, e.message)));
           },
         });
       }
@@ -250,8 +250,8 @@ export class ConversationView {
         {
           class: 'icon-btn' + (this.side.hidden ? '' : ' active'),
           type: 'button',
-          'aria-label': c.kind === 'group' ? t('msgMembers') : t('msgDetails'),
-          title: c.kind === 'group' ? t('msgMembers') : t('msgDetails'),
+          'aria-label': isGroupLike(c) ? t('msgMembers') : t('msgDetails'),
+          title: isGroupLike(c) ? t('msgMembers') : t('msgDetails'),
           'aria-expanded': String(!this.side.hidden),
           'data-testid': 'toggle-members',
           onclick: () => this.toggleMembers(this.side.hidden),
@@ -335,13 +335,13 @@ export class ConversationView {
         push('ev:' + e.seq, sig, () => this.eventRow(e));
         continue;
       }
-      this.client.names.set(e.author.user_id, e.author.name);
+      if (e.author.user_id) this.client.names.set(e.author.user_id, e.author.name);
       if (!dividerShown && this.unreadFrom !== null && e.seq > this.unreadFrom && e.author.user_id !== this.client.me) {
         dividerShown = true;
         push('new', lang(), () => h('li', { class: 'new-divider', role: 'separator', 'data-testid': 'new-divider' }, h('span', {}, t('msgNewMessages'))));
         prev = null;
       }
-      const head = !prev || prev.author.user_id !== e.author.user_id || e.at - prev.at > GROUP_GAP_MS || prev.reply_to !== null || e.reply_to !== null;
+      const head = !prev || authorKey(prev.author) !== authorKey(e.author) || e.at - prev.at > GROUP_GAP_MS || prev.reply_to !== null || e.reply_to !== null;
       for (const d of e.docs) docs.add(d);
       const target = e.reply_to !== null ? l.message(e.reply_to) : null;
       if (e.reply_to !== null && !target) void this.client.quote(this.id, e.reply_to);
@@ -454,8 +454,9 @@ export class ConversationView {
   }
 
   private messageRow(m: Message, head: boolean, target: Message | null): HTMLElement {
-    const mine = m.author.user_id === this.client.me;
-    const name = displayName(m.author.user_id, m.author.name);
+    // A meeting's guests have no user id: never ours, whatever name they gave.
+    const mine = !!m.author.user_id && m.author.user_id === this.client.me;
+    const name = authorName(m.author);
     const body: (HTMLElement | null)[] = [];
     if (m.reply_to !== null) {
       body.push(
@@ -468,7 +469,7 @@ export class ConversationView {
             'aria-label': t('msgShowOriginal'),
             onclick: () => this.scrollTo(m.reply_to as number),
           },
-          h('strong', {}, target ? displayName(target.author.user_id, target.author.name) : t('msgOriginal')),
+          h('strong', {}, target ? authorName(target.author) : t('msgOriginal')),
           h('span', {}, target ? snippet(target) : t('loading')),
         ),
       );
@@ -501,14 +502,23 @@ export class ConversationView {
         class: 'msg-row' + (head ? ' head' : '') + (mine ? ' mine' : '') + (mentioned ? ' mentioned' : ''),
         'data-seq': m.seq,
         'data-id': m.id,
-        'data-author': m.author.user_id,
+        'data-author': m.author.user_id ?? null,
         'data-testid': 'message',
       },
-      head ? h('span', { class: 'msg-avatar' }, avatar(name, colorFor(m.author.user_id), 'md')) : h('time', { class: 'msg-side-time muted', title: fullDate(m.at) }, clock(m.at)),
+      head ? h('span', { class: 'msg-avatar' }, avatar(name, colorFor(authorKey(m.author)), 'md')) : h('time', { class: 'msg-side-time muted', title: fullDate(m.at) }, clock(m.at)),
       h(
         'div',
         { class: 'msg-body' },
-        head ? h('div', { class: 'msg-head' }, h('strong', { class: 'msg-author', 'data-testid': 'msg-author' }, name), h('time', { class: 'muted small', title: fullDate(m.at) }, clock(m.at))) : null,
+        head
+          ? h(
+              'div',
+              { class: 'msg-head' },
+              h('strong', { class: 'msg-author', 'data-testid': 'msg-author' }, name),
+              // Anyone can give a meeting any name: say that it is not a signed-in account.
+              m.author.guest ? h('span', { class: 'badge badge-viewer', 'data-testid': 'msg-guest' }, t('meetGuest')) : null,
+              h('time', { class: 'muted small', title: fullDate(m.at) }, clock(m.at)),
+            )
+          : null,
         body,
       ),
       actions.length ? h('div', { class: 'msg-actions', role: 'group', 'aria-label': t('msgActions') }, actions) : null,

@@ -7,7 +7,7 @@ import { h } from '../dom';
 import { meetErrorText, t } from '../i18n';
 import { LocalMedia } from '../meet/media';
 import { preJoin, type PreJoin } from '../meet/prejoin';
-import { Room } from '../meet/room';
+import { Room, type Joined } from '../meet/room';
 import { RtSocket, type Hello } from '../rt/socket';
 import { brand, langSwitch } from '../ui/chrome';
 import type { Page } from './page';
@@ -71,7 +71,7 @@ export function meetPage(slug: string): Page {
       .finally(() => over(t('meetLeft'), true));
   };
 
-  const enterRoom = (info: { slug: string; title: string; locked: boolean }, me: { id: string; name: string; role: string; guest: boolean }): void => {
+  const enterRoom = (info: Omit<Joined, 'me'>, me: Joined['me']): void => {
     state = 'joined';
     pre.destroy();
     room?.destroy();
@@ -83,16 +83,23 @@ export function meetPage(slug: string): Page {
     for (const [type, data] of queued) room.onEvent(type, data);
   };
 
-  let meeting: { slug: string; title: string; locked: boolean } = { slug, title: '', locked: false };
-  let me: { id: string; name: string; role: string; guest: boolean } | null = null;
+  let meeting: Omit<Joined, 'me'> = { slug, title: '', locked: false, conversation: null };
+  let me: Joined['me'] | null = null;
+  /** Who the socket says we are (hello): our account's id, unless we are a guest. */
+  let you: Hello['you'] | null = null;
 
   const join = async (): Promise<void> => {
     state = 'joining';
     pre.status(t('meetJoining'), true);
     try {
       const r = await rt.send('meet.join', { slug, invite, name });
-      meeting = { slug, title: String(r.meeting?.title ?? ''), locked: !!r.meeting?.locked };
-      me = r.participant;
+      meeting = {
+        slug,
+        title: String(r.meeting?.title ?? ''),
+        locked: !!r.meeting?.locked,
+        conversation: typeof r.conversation === 'string' ? r.conversation : null,
+      };
+      me = r.participant ? { ...r.participant, user_id: r.participant.guest ? null : (r.participant.user_id ?? you?.user_id ?? null) } : null;
       titleEl.textContent = meeting.title || t('meetTitle');
       document.title = `${meeting.title || t('meetTitle')} — ${t('appName')}`;
       if (r.state === 'lobby') {
@@ -118,6 +125,9 @@ export function meetPage(slug: string): Page {
   };
 
   const onEvent = (type: string, data: any): void => {
+    // A signed-in participant's socket also carries messaging (msg.*, conv.*, presence): the
+    // meeting's chat comes as meet.chat, and nothing else is for this page.
+    if (!type.startsWith('meet.')) return;
     if (type === 'meet.admitted') {
       if (me) enterRoom(meeting, me);
       return;
@@ -133,6 +143,7 @@ export function meetPage(slug: string): Page {
     event: onEvent,
     ready(hello: Hello) {
       banner.hidden = true;
+      you = hello.you;
       // An invite makes a guest (in local mode too): a guest needs a name.
       if (state === 'prejoin') pre.setGuest(hello.you.guest || invite !== null, hello.you.name);
       // A fresh session after a long drop: the server let us go; join again with what we had.
