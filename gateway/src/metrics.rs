@@ -47,6 +47,8 @@ pub struct Metrics {
     pub room_load_seconds: Histogram,
     pub store_errors: Family<RetryableLabel, Counter>,
     pub compactions: Counter,
+    /// Attachment uploads being received now (each held in memory).
+    pub uploads_receiving: Gauge,
     /// Documents whose writes are currently failing (for readiness).
     pub failing_writers: AtomicI64,
     /// Realtime sockets and meetings (fed by the engine through `RtObserver`).
@@ -148,6 +150,7 @@ impl Metrics {
             room_load_seconds: latency_histogram(),
             store_errors: Family::default(),
             compactions: Counter::default(),
+            uploads_receiving: Gauge::default(),
             failing_writers: AtomicI64::new(0),
             rt: RtMetrics::default(),
             registry: Registry::default(),
@@ -194,6 +197,11 @@ impl Metrics {
             m.saved_seconds.clone(),
         );
         registry.register("acks_sent", "Saved acknowledgements sent", m.acks.clone());
+        registry.register(
+            "uploads_receiving",
+            "Attachment uploads being received now",
+            m.uploads_receiving.clone(),
+        );
         registry.register(
             "closes",
             "Sockets closed by the server, by reason",

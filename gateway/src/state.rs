@@ -99,7 +99,9 @@ impl AppState {
             audit.clone(),
             &config,
         ));
-        let files = Arc::new(Files::new(store.clone(), &config.msg));
+        let files = Arc::new(
+            Files::new(store.clone(), &config.msg).counted_by(metrics.uploads_receiving.clone()),
+        );
         let rooms = Rooms::new(
             DocStore::new(store.clone()),
             config.rooms.clone(),

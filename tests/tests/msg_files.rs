@@ -430,3 +430,113 @@ async fn uploads_are_refused_by_size_and_content() -> R {
     assert_eq!(a.json()["thumbnail"], false);
     Ok(())
 }
+
+/// Starts an upload of `total` bytes over a raw socket and sends only `first` of them: the
+/// server holds its place until the rest comes. Returns the socket to finish it with.
+async fn stalled_upload(
+    env: &Env,
+    user: &str,
+    conv: &str,
+    total: usize,
+    first: usize,
+) -> Result<tokio::net::TcpStream, BoxError> {
+    use tokio::io::AsyncWriteExt;
+    let addr = env.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST /api/conversations/{conv}/files?name=slow.txt HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: text/plain\r\nContent-Length: {total}\r\n\r\n",
+        env.tokens[user]
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(&vec![b'a'; first]).await?;
+    s.flush().await?;
+    Ok(s)
+}
+
+/// Waits until the server says `n` uploads are being received (`dure_uploads_receiving`).
+/// On a loaded machine a stalled upload took seconds to reach its place, so the test waits
+/// for the server's own count instead of guessing a time.
+async fn receiving(env: &Env, n: u64) -> R {
+    let want = format!("dure_uploads_receiving {n}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let m = env.get(None, "/metrics").await?;
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        if text.lines().any(|l| l == want) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("never {want}; /metrics says: {}", {
+                text.lines()
+                    .find(|l| l.starts_with("dure_uploads_receiving "))
+                    .unwrap_or("nothing")
+            })
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_in_flight_are_bounded_per_person_and_across_the_server() -> R {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = Env::start(
+        &["alice", "bob", "carol"],
+        &["--uploads-per-user", "1", "--upload-concurrency", "2"],
+    )
+    .await?;
+    let conv = env.group("alice", &["bob", "carol"]).await?;
+    receiving(&env, 0).await?;
+    let mut slow = stalled_upload(&env, "alice", &conv, 20_000, 1000).await?;
+    receiving(&env, 1).await?;
+    // Alice's second upload waits for none: it is refused while her first is received.
+    let a = env
+        .upload(Some("alice"), &conv, "b.txt", None, b"second".to_vec())
+        .await?;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (429, Some("rate_limited")),
+        "{}",
+        a.json()
+    );
+    assert!(
+        a.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("uploads of yours")),
+        "refused by the upload bound, not another limit: {}",
+        a.json()
+    );
+    // Someone else is not held up by alice's upload.
+    let b = env
+        .upload(Some("bob"), &conv, "b.txt", None, b"bob's".to_vec())
+        .await?;
+    assert_eq!(b.status, 201, "{}", b.json());
+    // With bob's own upload also stalled, the server's two places are taken.
+    let mut bob_slow = stalled_upload(&env, "bob", &conv, 20_000, 1000).await?;
+    receiving(&env, 2).await?;
+    let c = env
+        .upload(Some("carol"), &conv, "c.txt", None, b"carol's".to_vec())
+        .await?;
+    assert_eq!(
+        (c.status, c.json()["error"].as_str()),
+        (503, Some("unavailable")),
+        "{}",
+        c.json()
+    );
+    // The stalled uploads complete and free their places.
+    for s in [&mut slow, &mut bob_slow] {
+        s.write_all(&vec![b'a'; 19_000]).await?;
+        s.flush().await?;
+        let mut answer = vec![0u8; 1024];
+        let n = s.read(&mut answer).await?;
+        let head = String::from_utf8_lossy(&answer[..n]);
+        assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+    }
+    receiving(&env, 0).await?;
+    let c = env
+        .upload(Some("carol"), &conv, "c.txt", None, b"carol's".to_vec())
+        .await?;
+    assert_eq!(c.status, 201, "{}", c.json());
+    Ok(())
+}

@@ -33,6 +33,10 @@ const READS: usize = 16;
 const SEARCHES: usize = 2;
 /// Conversations loaded at once while one list is built.
 const LIST_LOADS: usize = 8;
+/// Users' own states kept in memory (each at most `layout::USER_MAX_BYTES`, typically a few
+/// KB): past this, states nobody is using are forgotten and read again when needed, so a
+/// server that has seen every employee does not hold them all.
+const STATES_CACHED: usize = 10_000;
 
 type StateSlot = Arc<tokio::sync::Mutex<Option<(UserState, Option<Version>)>>>;
 
@@ -282,10 +286,26 @@ impl Messaging {
     }
 
     fn state_slot(&self, user_id: &str) -> StateSlot {
-        lock(&self.states)
-            .entry(user_id.to_owned())
-            .or_default()
-            .clone()
+        let mut states = lock(&self.states);
+        if states.len() >= STATES_CACHED && !states.contains_key(user_id) {
+            // Forget states nobody is using until a quarter of the room is free: the store
+            // holds them, so a forgotten one costs one read when next needed. A slot in use
+            // (its `Arc` held by a request) stays, so two requests never hold two slots.
+            let mut excess = states.len() - STATES_CACHED * 3 / 4;
+            states.retain(|_, slot| {
+                if excess == 0 || Arc::strong_count(slot) > 1 {
+                    return true;
+                }
+                excess -= 1;
+                false
+            });
+        }
+        states.entry(user_id.to_owned()).or_default().clone()
+    }
+
+    /// Users' states held in memory now (for tests and metrics).
+    pub fn cached_user_states(&self) -> usize {
+        lock(&self.states).len()
     }
 
     async fn user_state(&self, user_id: &str) -> Result<UserState, StoreError> {
@@ -886,5 +906,51 @@ async fn to_owner(
     };
     if let Err(Command::Request { responder, .. }) = ms.send(shared, &conv, cmd).await {
         responder.err("unavailable", "the conversation is restarting; try again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    struct NoHooks;
+
+    impl MsgHooks for NoHooks {
+        fn user_name(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn doc_title(&self, _: &str, _: &RtUser) -> Option<String> {
+            None
+        }
+        fn audit(&self, _: MsgAudit) {}
+    }
+
+    #[tokio::test]
+    async fn users_states_in_memory_are_bounded_and_a_forgotten_one_is_read_again() {
+        let ms = Messaging::new(Store::memory(), MsgConfig::default(), Arc::new(NoHooks));
+        let conv = format!("g{}", "0".repeat(32));
+        for i in 0..STATES_CACHED + 500 {
+            ms.remember_conversation(&format!("u{i}"), &conv)
+                .await
+                .unwrap();
+            assert!(ms.cached_user_states() <= STATES_CACHED, "at user {i}");
+        }
+        // Some states were forgotten; the store still has them.
+        let forgotten = (0..STATES_CACHED)
+            .map(|i| format!("u{i}"))
+            .find(|u| lock(&ms.states).get(u).is_none())
+            .expect("a forgotten state");
+        assert!(ms.user_conv(&forgotten, &conv).await.is_some());
+        // An update after forgetting starts from what is stored, not from nothing.
+        let gone = (0..STATES_CACHED)
+            .map(|i| format!("u{i}"))
+            .find(|u| lock(&ms.states).get(u).is_none())
+            .expect("another forgotten state");
+        let other = format!("g{}", "1".repeat(32));
+        ms.remember_conversation(&gone, &other).await.unwrap();
+        let state = ms.user_state(&gone).await.unwrap();
+        assert_eq!(state.conversations.len(), 2);
     }
 }

@@ -66,6 +66,12 @@ impl Files {
         }
     }
 
+    /// Counts the uploads being received in `gauge` (the server's metrics).
+    pub fn counted_by(mut self, gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+        self.uploads = self.uploads.counted_by(gauge);
+        self
+    }
+
     /// The conversation, if `user_id` is one of its members; otherwise [`FileError::NotFound`]
     /// whether it exists or not.
     pub async fn conversation_of(&self, id: &str, user_id: &str) -> Result<ConvMeta, FileError> {
