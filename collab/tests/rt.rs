@@ -1035,8 +1035,13 @@ async fn a_meeting_chat_is_a_conversation_of_its_signed_in_participants() {
         "not_found"
     );
 
-    // After the call, b reads it from the conversation.
+    // After the call, b reads it from the conversation; what the call showed counts as read.
     b.ok("meet.leave", json!({})).await;
+    let read = b.event("conv.read").await;
+    assert_eq!(
+        (&read["conversation"], &read["read_seq"], &read["unread"]),
+        (&json!(conv), &json!(3), &json!(0))
+    );
     let history = b.ok("msg.history", json!({"conversation": conv})).await;
     let texts = texts(&history["entries"]);
     assert_eq!(texts, ["from b", "from the guest", "from messages"]);

@@ -195,6 +195,7 @@ impl Owner {
             }
         }
         for p in std::mem::take(&mut self.people).into_values() {
+            self.chat_left(&p);
             p.session.leave_meeting(&p.id);
             self.shared.meeting_presence(&p.session);
         }
@@ -461,14 +462,26 @@ impl Owner {
         }
     }
 
+    /// Someone is out of the call: their lines stop, and what the call showed them counts as
+    /// read (else a signed-in person would find every line of the meeting unread in their
+    /// list afterwards).
+    fn chat_left(&self, p: &Person) {
+        let Some(chat) = &self.chat else { return };
+        chat.left(&p.id);
+        if p.joined
+            && p.user_id.is_some()
+            && let Some(user) = p.session.principal.user()
+        {
+            chat.read_all(&self.shared, user);
+        }
+    }
+
     /// Takes someone out without a final event (they left, or their session expired).
     fn depart(&mut self, id: &str) {
         let Some(p) = self.people.remove(id) else {
             return;
         };
-        if let Some(chat) = &self.chat {
-            chat.left(id);
-        }
+        self.chat_left(&p);
         p.session.leave_meeting(id);
         self.shared.meeting_presence(&p.session);
         if p.joined {
@@ -487,9 +500,7 @@ impl Owner {
         let Some(p) = self.people.remove(id) else {
             return;
         };
-        if let Some(chat) = &self.chat {
-            chat.left(id);
-        }
+        self.chat_left(&p);
         if p.joined {
             self.shared.observer.participant(false);
             self.shared.media.left(&self.info.slug, id);

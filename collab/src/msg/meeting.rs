@@ -123,6 +123,22 @@ impl MeetingChat {
         lock(&self.audience).remove(participant);
     }
 
+    /// Marks everything stored so far read for a signed-in person leaving the call (the call
+    /// showed it to them), in a task of its own.
+    pub(crate) fn read_all(&self, shared: &Arc<Shared>, user: &RtUser) {
+        let (ms, shared2, id, user_id) = (
+            self.ms.clone(),
+            shared.clone(),
+            self.id.clone(),
+            user.id.clone(),
+        );
+        shared.tracker.spawn(async move {
+            if let Err(e) = ms.mark_read_at(&shared2, &user_id, &id, u64::MAX).await {
+                tracing::debug!(conversation = %id, code = e.code, "meeting chat not marked read");
+            }
+        });
+    }
+
     /// A host removed a signed-in person: the conversation is theirs no more either.
     pub(crate) fn removed(&self, shared: &Arc<Shared>, user_id: &str) {
         let cmd = Command::MeetingRemove {

@@ -643,11 +643,23 @@ impl Messaging {
     ) -> Result<Value, Bad> {
         let conv = input::conversation(data)?;
         let seq = input::req_seq(data, "seq")?;
-        let (read, _) = self.unread_at(shared, &conv, &user.id, seq).await?;
+        self.mark_read_at(shared, &user.id, &conv, seq).await
+    }
+
+    /// Moves the user's read marker up to `seq` (at most the conversation's last) and tells
+    /// their devices.
+    pub(crate) async fn mark_read_at(
+        &self,
+        shared: &Arc<Shared>,
+        user_id: &str,
+        conv: &str,
+        seq: u64,
+    ) -> Result<Value, Bad> {
+        let (read, _) = self.unread_at(shared, conv, user_id, seq).await?;
         // Markers only rise: a device that was behind cannot make others unread again.
         let state = self
-            .update_user(&user.id, |s| {
-                let c = s.conversations.entry(conv.clone()).or_default();
+            .update_user(user_id, |s| {
+                let c = s.conversations.entry(conv.to_owned()).or_default();
                 if c.read_seq >= read {
                     return Ok(false);
                 }
@@ -655,13 +667,13 @@ impl Messaging {
                 Ok(true)
             })
             .await?;
-        let read = state.conversations.get(&conv).map_or(read, |c| c.read_seq);
-        let (read, unread) = self.unread_at(shared, &conv, &user.id, read).await?;
+        let read = state.conversations.get(conv).map_or(read, |c| c.read_seq);
+        let (read, unread) = self.unread_at(shared, conv, user_id, read).await?;
         let event = json!({
             "conversation": conv, "read_seq": read, "unread": unread.count,
             "unread_more": unread.more, "unread_mentions": unread.mentions,
         });
-        self.deliver(std::iter::once(user.id.as_str()), "conv.read", &event);
+        self.deliver(std::iter::once(user_id), "conv.read", &event);
         Ok(json!({"read_seq": read, "unread": unread.count}))
     }
 
