@@ -3,7 +3,7 @@
 // ARTIFACTS_DIR. tests/tests/web_messages.rs starts the provider and dure and calls it, then
 // checks what the server kept against the RESULT line.
 import { deflateSync } from 'node:zlib';
-import { artifacts, assert, createDoc, log, main, person, result, waitFor } from './lib.mjs';
+import { artifacts, ask, assert, createDoc, log, main, person, result, waitFor } from './lib.mjs';
 
 const [, , name, base, artifactDir = 'target/e2e-artifacts'] = process.argv;
 const shot = artifacts(artifactDir);
@@ -12,9 +12,13 @@ const shot = artifacts(artifactDir);
 const NAMES = { alice: 'Alice Kim', bob: 'Bob Lee', carol: 'Carol Park' };
 const UI_MS = 15000;
 
-/** A new browser context signed in as `user` through the provider, on `returnTo`. */
-async function signIn(browser, user, { returnTo = '/', ...opts } = {}) {
+/**
+ * A new browser context signed in as `user` through the provider, on `returnTo`; `prepare`
+ * gets the context before its first page loads (permissions, init scripts, a fake clock).
+ */
+async function signIn(browser, user, { returnTo = '/', prepare = null, ...opts } = {}) {
   const who = await person(browser, { lang: 'en', ...opts });
+  if (prepare) await prepare(who.context);
   await who.page.goto(`${base}/auth/login?login_hint=${user}&return_to=${encodeURIComponent(returnTo)}`);
   await who.page.waitForURL((u) => u.origin === base && u.pathname === returnTo);
   await who.page.getByRole('button', { name: `Account: ${NAMES[user]}` }).waitFor();
@@ -156,6 +160,94 @@ async function dropFiles(page, files) {
       zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
     }
   }, files);
+}
+
+// ----- a background tab, notifications and presence -----
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Longer than the 300 ms notify() waits for a mention to follow its msg.new, with margin. */
+const NOTIFY_SETTLE_MS = 1500;
+
+/**
+ * Init script: every notification the page makes is recorded ({title, body, tag} in
+ * window.__shown, the objects in window.__notes) by a subclass of the browser's own
+ * Notification, so the real constructor still runs and `permission` / `requestPermission`
+ * are the browser's, inherited by the subclass.
+ */
+function recordNotifications() {
+  const Real = window.Notification;
+  if (!Real) return;
+  window.__shown = [];
+  window.__notes = [];
+  window.Notification = class Recorded extends Real {
+    constructor(title, options = {}) {
+      window.__shown.push({ title: String(title), body: String(options.body ?? ''), tag: String(options.tag ?? '') });
+      super(title, options);
+      window.__notes.push(this);
+    }
+  };
+}
+
+/**
+ * Init script: headless Chromium reports every page visible, so a background tab is emulated:
+ * `document.visibilityState` / `document.hidden` follow a flag that window.__setHidden(bool)
+ * flips, announcing it with `visibilitychange` as the browser would.
+ */
+function emulateVisibility() {
+  let hidden = false;
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+  window.__setHidden = (h) => {
+    hidden = h;
+    document.dispatchEvent(new Event('visibilitychange'));
+  };
+}
+
+async function setHidden(page, hidden) {
+  await page.evaluate((h) => window.__setHidden(h), hidden);
+  assert((await page.evaluate(() => document.visibilityState)) === (hidden ? 'hidden' : 'visible'), `the page reports itself ${hidden ? 'hidden' : 'visible'}`);
+}
+
+const shownNotes = (page) => page.evaluate(() => window.__shown.slice());
+
+/**
+ * Waits until `page` has recorded `n` notifications, then a little longer (a second one for
+ * the same message would come within notify()'s 300 ms), and returns them all.
+ */
+async function notesSettled(page, n, what) {
+  await waitFor(what, async () => (await shownNotes(page)).length >= n, UI_MS);
+  await sleep(NOTIFY_SETTLE_MS);
+  return shownNotes(page);
+}
+
+/** Bob's presence as Alice's page shows it: the list's dot, the header's dot and its label. */
+async function shownPresence(page, conv) {
+  return {
+    list: await convItem(page, conv).locator('[data-presence]').getAttribute('data-presence'),
+    head: await page.locator('.conv-head [data-presence]').getAttribute('data-presence'),
+    label: await page.getByTestId('conv-sub').textContent(),
+  };
+}
+
+const PRESENCE_LABEL = { online: 'Online', away: 'Away' };
+
+/** Waits until every place on Alice's page shows `state` for the partner of `conv`. */
+async function waitPresence(page, conv, state, what) {
+  await waitFor(
+    what,
+    async () => {
+      const p = await shownPresence(page, conv);
+      return p.list === state && p.head === state && p.label === PRESENCE_LABEL[state] ? p : false;
+    },
+    UI_MS,
+  );
+}
+
+/** Still `state` everywhere after `ms`: nothing changed it meanwhile. */
+async function keepsPresence(page, conv, state, ms, what) {
+  await sleep(ms);
+  const p = await shownPresence(page, conv);
+  assert(p.list === state && p.head === state && p.label === PRESENCE_LABEL[state], `${what}: ${JSON.stringify(p)}`);
 }
 
 const SCENARIOS = {
@@ -452,6 +544,181 @@ const SCENARIOS = {
     await a.page.getByTestId('event').filter({ hasText: `${NAMES.bob} left` }).waitFor({ timeout: UI_MS });
     await waitFor('Alice lists one member', async () => (await panel.getByTestId('member').count()) === 1, UI_MS);
     result({ conv });
+  },
+
+  /**
+   * Bob's browser notifications and presence: none while his tab is visible, one per message
+   * by someone else while it is hidden (direct, group, and a mention shown once, as a
+   * mention), a click opening the conversation; then, on a fake clock, "away" after 5 minutes
+   * without input or hidden, and online again at the next input or when visible, as Alice's
+   * page shows and as the server tells a watcher (ASK presence bob STATE).
+   */
+  async alerts(browser) {
+    const a = await signIn(browser, 'alice', { returnTo: '/messages' });
+    const b = await signIn(browser, 'bob', {
+      returnTo: '/messages',
+      prepare: async (context) => {
+        await context.grantPermissions(['notifications'], { origin: base });
+        await context.addInitScript(recordNotifications);
+        await context.addInitScript(emulateVisibility);
+      },
+    });
+    // The recorder is in place and the browser's permission shows through it; only Alice,
+    // who was never asked, is offered to enable notifications.
+    const api = await b.page.evaluate(() => ({ name: Notification.name, permission: Notification.permission, request: typeof Notification.requestPermission }));
+    assert(api.name === 'Recorded' && api.permission === 'granted' && api.request === 'function', `Bob's Notification: ${JSON.stringify(api)}`);
+    await a.page.getByTestId('enable-notifications').waitFor({ timeout: UI_MS });
+    assert((await b.page.getByTestId('enable-notifications').count()) === 0, 'Bob, who granted it, is offered to enable notifications');
+
+    // Alice starts the direct conversation from "New"; Bob opens it from his list.
+    await a.page.getByTestId('new-conversation').click();
+    let dialog = a.page.locator('dialog[open]');
+    await dialog.getByTestId('person-search').first().fill('bob');
+    await dialog.getByTestId('person-option').filter({ hasText: NAMES.bob }).click();
+    await a.page.waitForURL(/\/messages\/d[0-9a-f]{32}$/);
+    const conv = new URL(a.page.url()).pathname.split('/').pop();
+    log(`conversation ${conv}`);
+    await convItem(b.page, conv).click();
+    await b.page.waitForURL((u) => u.pathname === `/messages/${conv}`);
+
+    // Visible: the message shows, nothing pops up.
+    const seen = 'Are you there, Bob?';
+    await say(a.page, seen);
+    await messageWith(b.page, seen).waitFor({ timeout: UI_MS });
+    await sleep(NOTIFY_SETTLE_MS);
+    assert((await shownNotes(b.page)).length === 0, `a notification while Bob's tab is visible: ${JSON.stringify(await shownNotes(b.page))}`);
+
+    // Hidden: one notification, from Alice, with the text cut at 200 characters, tagged with
+    // the message's id; the message is not read while nobody can see it.
+    await setHidden(b.page, true);
+    const long = `The room moved to the fourth floor, ${'next to the kitchen and the big window, '.repeat(5)}see you there.`;
+    assert(long.length > 200, 'the text is longer than a notification shows');
+    await say(a.page, long);
+    const longRow = messageWith(b.page, 'The room moved to the fourth floor');
+    await longRow.waitFor({ timeout: UI_MS });
+    const longId = await longRow.getAttribute('data-id');
+    let notes = await notesSettled(b.page, 1, 'Bob\'s first notification');
+    assert(notes.length === 1, `one notification for one message: ${JSON.stringify(notes)}`);
+    assert(notes[0].title === NAMES.alice, `titled with the author's name: ${notes[0].title}`);
+    assert(notes[0].body === long.slice(0, 200), `the text's first 200 characters: ${notes[0].body}`);
+    assert(notes[0].tag === longId, `tagged with the message id ${longId}: ${notes[0].tag}`);
+    assert((await convItem(b.page, conv).getAttribute('data-unread')) === '1', 'a message read while Bob\'s tab is hidden');
+    // Visible again: read then.
+    await setHidden(b.page, false);
+    await waitFor('Bob reads it once visible', async () => (await convItem(b.page, conv).getAttribute('data-unread')) === '0', UI_MS);
+
+    // A group, hidden again: "author · group" for a message, and a mention shown once, as one.
+    await a.page.getByTestId('new-conversation').click();
+    dialog = a.page.locator('dialog[open]');
+    await dialog.getByTestId('kind-group').click();
+    await dialog.getByTestId('group-title-input').fill('Launch crew');
+    await dialog.getByTestId('person-search').nth(1).fill('bob');
+    await dialog.getByTestId('person-option').filter({ hasText: NAMES.bob }).click();
+    await dialog.getByTestId('create-group').click();
+    await a.page.waitForURL(/\/messages\/g[0-9a-f]{32}$/);
+    const group = new URL(a.page.url()).pathname.split('/').pop();
+    log(`group ${group}`);
+    const gItem = convItem(b.page, group);
+    await gItem.waitFor({ timeout: UI_MS });
+    await waitFor('Bob\'s list names the group', async () => (await gItem.getByTestId('conv-title').textContent()) === 'Launch crew', UI_MS);
+    await setHidden(b.page, true);
+    const plain = 'The launch list is in the shared folder.';
+    await say(a.page, plain);
+    const plainId = await messageWith(a.page, plain).getAttribute('data-id');
+    notes = await notesSettled(b.page, 2, 'Bob\'s group notification');
+    assert(notes.length === 2, `one more notification: ${JSON.stringify(notes)}`);
+    assert(notes[1].title === `${NAMES.alice} · Launch crew` && notes[1].body === plain && notes[1].tag === plainId, `the group message's notification: ${JSON.stringify(notes[1])}`);
+    await a.page.getByTestId('composer-input').click();
+    await a.page.keyboard.type('@Bo', { delay: 20 });
+    await a.page.getByTestId('mention-option').filter({ hasText: NAMES.bob }).waitFor({ timeout: UI_MS });
+    await a.page.keyboard.press('Enter');
+    await a.page.keyboard.type('please check the launch list.', { delay: 5 });
+    await a.page.keyboard.press('Enter');
+    const mention = `@${NAMES.bob} please check the launch list.`;
+    await messageWith(a.page, mention).waitFor({ timeout: UI_MS });
+    await waitFor('Alice\'s mention is sent', async () => (await a.page.getByTestId('pending').count()) === 0, UI_MS);
+    const mentionId = await messageWith(a.page, mention).getAttribute('data-id');
+    // msg.new and msg.mention both came: one notification, the mention's.
+    notes = await notesSettled(b.page, 3, 'Bob\'s mention notification');
+    assert(notes.length === 3, `a mention notifies once: ${JSON.stringify(notes)}`);
+    assert(notes[2].title === `${NAMES.alice} mentioned you` && notes[2].body === mention && notes[2].tag === mentionId, `the mention's notification: ${JSON.stringify(notes[2])}`);
+    // Clicking it opens the group.
+    const made = await b.page.evaluate(() => window.__notes.length);
+    assert(made === 3, `the browser made ${made} of the 3 notifications`);
+    await b.page.evaluate(() => window.__notes[2].dispatchEvent(new Event('click')));
+    await b.page.waitForURL((u) => u.pathname === `/messages/${group}`, { timeout: UI_MS });
+    await messageWith(b.page, mention).waitFor({ timeout: UI_MS });
+    await setHidden(b.page, false);
+    const shown = await shownNotes(b.page);
+
+    // ----- presence -----
+    // Bob again, in a fresh context whose clock is Playwright's: installed before the app
+    // loads, so its 15 s activity check and its Date.now() are fake and fastForward reaches
+    // 5 minutes at once. The clock keeps running at the real pace between jumps, so the
+    // socket's 20 s pings still go out in time for the server (real clock, closes after 60 s
+    // of silence); a jump fires each due timer once (one extra ping, one activity check).
+    const b2 = await signIn(browser, 'bob', {
+      returnTo: `/messages/${conv}`,
+      prepare: async (context) => {
+        await context.clock.install();
+        await context.addInitScript(emulateVisibility);
+      },
+    });
+    await messageWith(b2.page, long.slice(0, 40)).waitFor({ timeout: UI_MS });
+    const t0 = await b2.page.evaluate(() => Date.now());
+    await sleep(1000);
+    const ran = (await b2.page.evaluate(() => Date.now())) - t0;
+    assert(ran >= 900 && ran < 5000, `Bob's fake clock runs at the real pace between jumps (${ran} ms in 1 s)`);
+    // His first context goes: its socket would say nothing more (a session in its resume
+    // window keeps Bob from showing online, but the new socket does).
+    await b.context.close();
+    await convItem(a.page, conv).click();
+    await a.page.waitForURL((u) => u.pathname === `/messages/${conv}`);
+    const saw = [];
+    await waitPresence(a.page, conv, 'online', 'Alice sees Bob online');
+    saw.push('online');
+    await ask('presence bob online');
+
+    // Idle: 4 minutes without input are not enough; 5½ are.
+    await b2.page.clock.fastForward('04:00');
+    await keepsPresence(a.page, conv, 'online', 2000, 'Bob shows away after 4 idle minutes');
+    await b2.page.clock.fastForward('01:30');
+    await waitPresence(a.page, conv, 'away', 'Alice sees Bob away after idling');
+    saw.push('away');
+    await ask('presence bob away');
+    // He moves the mouse: online at once.
+    await b2.page.mouse.move(300, 300);
+    await b2.page.mouse.move(340, 320, { steps: 4 });
+    await waitPresence(a.page, conv, 'online', 'Alice sees Bob back online after he moved the mouse');
+    saw.push('online');
+    await ask('presence bob online');
+
+    // Hidden, but with input meanwhile: away 5 minutes after he hid the tab, not before.
+    await setHidden(b2.page, true);
+    await b2.page.clock.fastForward('03:00');
+    await b2.page.mouse.move(200, 250, { steps: 4 });
+    await keepsPresence(a.page, conv, 'online', 2000, 'Bob shows away 3 minutes after hiding the tab');
+    await b2.page.clock.fastForward('02:30');
+    await waitPresence(a.page, conv, 'away', 'Alice sees Bob away with his tab hidden for 5½ minutes');
+    saw.push('away');
+    await ask('presence bob away');
+    // The tab is shown again: online.
+    await setHidden(b2.page, false);
+    await waitPresence(a.page, conv, 'online', 'Alice sees Bob online once his tab shows');
+    saw.push('online');
+    await ask('presence bob online');
+
+    result({
+      conv,
+      group,
+      seen,
+      long,
+      plain,
+      mention,
+      ids: { long: longId, plain: plainId, mention: mentionId },
+      notifications: shown,
+      presence: saw,
+    });
   },
 };
 

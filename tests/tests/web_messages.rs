@@ -4,8 +4,10 @@
 //! saw (live delivery, unread badges, typing, reply, mention, edit, delete, a dropped picture
 //! and its download, a refused upload, a shared document's link titled only once Bob may open
 //! it); this test then checks what the server kept, read back over `/ws/rt` and HTTP by
-//! clients signed in separately (Carol, a third person, as the outsider). Screenshots land in
-//! `target/e2e-artifacts/` (`messages-*.png`).
+//! clients signed in separately (Carol, a third person, as the outsider). A third scenario
+//! (`alerts`) checks Bob's browser notifications while his tab is (emulated) hidden and his
+//! presence going away after idling on a fake clock, as Alice's page and the server tell it.
+//! Screenshots land in `target/e2e-artifacts/` (`messages-*.png`).
 //!
 //! Needs node, `tests/js/node_modules`, `tests/e2e/node_modules` and `/usr/bin/chromium`:
 //! `infra/install-test-deps.sh`.
@@ -118,6 +120,19 @@ fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
+/// A conversation's whole log (up to 100 entries), as the server keeps it.
+async fn entries(rt: &mut RtClient, conv: &str) -> Vec<Value> {
+    let h = rt
+        .ok(
+            "msg.history",
+            json!({"conversation": conv, "before": null, "limit": 100}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(h["more"], false, "{h}");
+    h["entries"].as_array().unwrap().clone()
+}
+
 /// The one message entry whose text is `text`.
 fn message<'a>(entries: &'a [Value], text: &str) -> &'a Value {
     let found: Vec<&Value> = entries
@@ -126,6 +141,18 @@ fn message<'a>(entries: &'a [Value], text: &str) -> &'a Value {
         .collect();
     assert_eq!(found.len(), 1, "one message {text:?} in {entries:#?}");
     found[0]
+}
+
+/// The conversation `conv` as `rt`'s user sees it in their list.
+async fn listed(rt: &mut RtClient, conv: &str) -> Value {
+    let list = rt.ok("conv.list", json!({})).await.unwrap();
+    list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == conv)
+        .unwrap_or_else(|| panic!("the list lacks {conv}: {list}"))
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,14 +298,7 @@ async fn two_people_message_each_other_share_a_picture_and_a_document() {
 
     // Bob read everything: his marker is at the end, nothing unread.
     let mut rt_b = bob.rt().await;
-    let list = rt_b.ok("conv.list", json!({})).await.unwrap();
-    let mine = list["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == conv)
-        .unwrap_or_else(|| panic!("Bob's list lacks {conv}: {list}"))
-        .clone();
+    let mine = listed(&mut rt_b, conv).await;
     assert_eq!(mine["read_seq"], last_seq, "{mine}");
     assert_eq!(mine["unread"], 0, "{mine}");
     assert_eq!(mine["title"], Value::Null, "{mine}");
@@ -454,4 +474,126 @@ async fn the_messages_pages_are_the_app() {
         assert_eq!(status, 200, "{path}");
         assert!(body.contains("<div id=\"app\">"), "{path}: {body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_when_hidden_and_away_after_idling() {
+    let env = Oidc::start().await;
+    // Carol, who shares no conversation with Bob, watches his presence over a socket of her
+    // own: the scenario asks `presence bob STATE` each time Alice's page showed Bob so. The
+    // first ask opens the socket and takes the state from presence.watch's answer; every later
+    // one is the next `presence` event the server pushed (none in between may be missed or
+    // extra). Opened only then: a socket that says nothing for 60 s is closed by the server.
+    let carol = env.signed_in("carol").await;
+    let mut watcher: Option<RtClient> = None;
+    let mut told: Vec<String> = Vec::new();
+    let out = Scenario::new("messages.mjs", "alerts", &env.base)
+        .run(
+            || {
+                format!(
+                    "--- dure ---\n{}\n--- provider ---\n{}",
+                    env.dure.logs(),
+                    env.idp.logs()
+                )
+            },
+            |what| {
+                let Some(want) = what.strip_prefix("presence bob ") else {
+                    panic!("unexpected ask {what}");
+                };
+                // The scenario waits for the answer: the check runs on this thread meanwhile.
+                let got = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(async {
+                        match watcher.as_mut() {
+                            None => {
+                                let mut c = carol.rt().await;
+                                let r = c
+                                    .ok("presence.watch", json!({"users": ["bob"]}))
+                                    .await
+                                    .unwrap();
+                                watcher = Some(c);
+                                r["presence"]["bob"].as_str().unwrap_or("?").to_owned()
+                            }
+                            Some(c) => match c.event("presence").await {
+                                Ok(e) => format!(
+                                    "{}{}",
+                                    if e["user_id"] == "bob" {
+                                        ""
+                                    } else {
+                                        "not bob: "
+                                    },
+                                    e["state"].as_str().unwrap_or("?")
+                                ),
+                                Err(e) => format!("no event ({e})"),
+                            },
+                        }
+                    })
+                });
+                told.push(format!("{want}: {got}"));
+            },
+        )
+        .await;
+    let r = &out.results[0];
+    let conv = field(r, "conv");
+    let group = field(r, "group");
+    assert!(
+        conv.starts_with('d') && group.starts_with('g'),
+        "{conv} {group}"
+    );
+
+    // What the server told Carol, each time Alice's page showed a change: the same states.
+    assert_eq!(
+        told,
+        [
+            "online: online",
+            "away: away",
+            "online: online",
+            "away: away",
+            "online: online"
+        ],
+        "presence the server told a watcher, after each state Alice saw"
+    );
+    assert_eq!(
+        r["presence"],
+        json!(["online", "away", "online", "away", "online"]),
+        "{r}"
+    );
+
+    // The notifications Bob's browser made: none for the message he saw, one for each while
+    // hidden, the mention once; each tagged with the message's id as the server has it.
+    let alice = env.signed_in("alice").await;
+    let mut rt = alice.rt().await;
+    let direct = entries(&mut rt, conv).await;
+    let grouped = entries(&mut rt, group).await;
+    let id_of = |entries: &[Value], text: &str| message(entries, text)["id"].clone();
+    let notes = r["notifications"].as_array().unwrap();
+    assert_eq!(
+        r["notifications"],
+        json!([
+            {"title": "Alice Kim", "body": field(r, "long").chars().take(200).collect::<String>(), "tag": id_of(&direct, field(r, "long"))},
+            {"title": "Alice Kim · Launch crew", "body": field(r, "plain"), "tag": id_of(&grouped, field(r, "plain"))},
+            {"title": "Alice Kim mentioned you", "body": field(r, "mention"), "tag": id_of(&grouped, field(r, "mention"))},
+        ]),
+        "{notes:#?}"
+    );
+    let seen = id_of(&direct, field(r, "seen"));
+    assert!(
+        !notes.iter().any(|n| n["tag"] == seen),
+        "a notification for the message Bob saw: {notes:#?}"
+    );
+    let mention = message(&grouped, field(r, "mention"));
+    assert_eq!(mention["mentions"], json!(["bob"]), "{mention}");
+    // The ids the page read from its DOM are the server's.
+    for (k, entries) in [
+        ("long", &direct),
+        ("plain", &grouped),
+        ("mention", &grouped),
+    ] {
+        assert_eq!(r["ids"][k], id_of(entries, field(r, k)), "{k}");
+    }
+    // Bob read the direct conversation once his tab showed again.
+    let bob = env.signed_in("bob").await;
+    let mut rt_b = bob.rt().await;
+    let mine = listed(&mut rt_b, conv).await;
+    assert_eq!(mine["unread"], 0, "{mine}");
+    assert_eq!(mine["read_seq"], mine["last_seq"], "{mine}");
 }
