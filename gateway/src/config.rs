@@ -137,6 +137,9 @@ pub struct OidcConfig {
     pub scopes: Vec<String>,
     /// The ID-token / access-token claim listing the user's groups.
     pub groups_claim: String,
+    /// The public (no secret) client the laptop client `dure-desktop` signs in with
+    /// (authorization code + PKCE, loopback redirect); advertised by `/api/config`.
+    pub desktop_client_id: Option<String>,
     /// The `aud` bearer access tokens must carry.
     pub audience: String,
     /// Whether `oidc_audience` was set: when it was not, the audience is the client id, and a
@@ -375,6 +378,10 @@ pub struct Cli {
     /// Claim that lists the user's groups [default: groups].
     #[arg(long, env = "DURE_OIDC_GROUPS_CLAIM", value_name = "CLAIM")]
     pub oidc_groups_claim: Option<String>,
+    /// Public client id registered for the laptop client (dure-desktop: code + PKCE,
+    /// loopback redirect http://127.0.0.1:PORT/cb); advertised in /api/config [default: none].
+    #[arg(long, env = "DURE_OIDC_DESKTOP_CLIENT_ID", value_name = "ID")]
+    pub oidc_desktop_client_id: Option<String>,
     /// Audience (`aud`) required in bearer access tokens [default: the client id, but tokens
     /// meant only for the client id are then refused: set it to accept bearer tokens].
     #[arg(long, env = "DURE_OIDC_AUDIENCE", value_name = "AUD")]
@@ -491,6 +498,7 @@ const FILE_KEYS: &[&str] = &[
     "oidc_redirect_url",
     "oidc_scopes",
     "oidc_groups_claim",
+    "oidc_desktop_client_id",
     "oidc_audience",
     "oidc_bearer_require_at_jwt",
     "oidc_algorithms",
@@ -1162,6 +1170,9 @@ impl Cli {
             scopes,
             groups_claim: get(&self.oidc_groups_claim, "oidc_groups_claim")
                 .unwrap_or_else(|| "groups".into()),
+            desktop_client_id: get(&self.oidc_desktop_client_id, "oidc_desktop_client_id")
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty()),
             algorithms,
             admin_group: get(&self.admin_group, "admin_group").filter(|g| !g.is_empty()),
             jwks_refetch_interval,

@@ -11,6 +11,7 @@
 //! - [`webrtc_peer`]: WebRTC peers (the `webrtc` crate) with a data channel.
 
 pub mod browser;
+pub mod desktop;
 pub mod idp;
 pub mod jsclient;
 pub mod rt_client;

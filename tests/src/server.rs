@@ -15,22 +15,46 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The `dure` binary under test: `$DURE_BIN`, else `dure` next to this test's target dir.
 pub fn dure_bin() -> Result<PathBuf, BoxError> {
-    if let Ok(p) = std::env::var("DURE_BIN") {
+    find_bin(
+        "dure",
+        "DURE_BIN",
+        "cargo build --release -p dure-gateway` (tests/run does)",
+    )
+}
+
+/// A binary under test: `$env_var`, else `name` next to this test's target dir; `build`
+/// says how to build it (ends with the closing backtick and any remark).
+pub fn find_bin(name: &str, env_var: &str, build: &str) -> Result<PathBuf, BoxError> {
+    if let Ok(p) = std::env::var(env_var) {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test> or target/<profile>/<bin>
     for dir in exe.ancestors().skip(1).take(3) {
-        let candidate = dir.join("dure");
+        let candidate = dir.join(name);
         if candidate.is_file() {
             return Ok(candidate);
         }
     }
     Err(format!(
-        "the dure binary was not found next to {}: build it first with `cargo build --release -p dure-gateway` (tests/run does), or set DURE_BIN",
+        "the {name} binary was not found next to {}: build it first with `{build}, or set {env_var}",
         exe.display()
     )
     .into())
+}
+
+/// A response's status and JSON body (`Null` when empty, a string when not JSON).
+pub async fn status_and_json(
+    resp: reqwest::Response,
+) -> Result<(u16, serde_json::Value), BoxError> {
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    let v = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    Ok((status, v))
 }
 
 /// A running `dure` process.

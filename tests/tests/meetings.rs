@@ -89,15 +89,7 @@ impl Env {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Ok((status, v))
+        dure_tests::server::status_and_json(req.send().await?).await
     }
 
     async fn create(&self, user: &str, body: Value) -> Result<String, BoxError> {

@@ -49,6 +49,9 @@ impl ApiError {
     pub fn forbidden(m: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, m)
     }
+    pub fn conflict(m: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, m)
+    }
     pub fn not_found() -> Self {
         Self::of(StatusCode::NOT_FOUND, ErrorCode::NotFound)
     }

@@ -90,6 +90,11 @@ fn retention_ms(state: &AppState) -> u64 {
 struct CreateBody {
     #[serde(default)]
     title: String,
+    /// An id chosen by the client (the laptop client creates documents offline and gives
+    /// them an id then). Creating it again is idempotent for its owner (200 with what is
+    /// stored); an id that is someone else's is 409.
+    #[serde(default)]
+    id: Option<String>,
 }
 
 async fn create(
@@ -97,8 +102,13 @@ async fn create(
     caller: Caller,
     body: Option<Json<CreateBody>>,
 ) -> Result<Response, ApiError> {
+    let body = body.map(|b| b.0);
+    let chosen = body.as_ref().and_then(|b| b.id.clone());
     let title =
-        clean_title(&body.map(|b| b.0.title).unwrap_or_default()).map_err(ApiError::bad_request)?;
+        clean_title(&body.map(|b| b.title).unwrap_or_default()).map_err(ApiError::bad_request)?;
+    if let Some(id) = chosen {
+        return create_with_id(&state, &caller, &id, title).await;
+    }
     let meta = state
         .catalog
         .create(
@@ -113,6 +123,56 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         Json(view(&meta, Role::Owner, retention_ms(&state))),
+    )
+        .into_response())
+}
+
+/// `POST /api/docs` with `id`: registers that id for the caller, or answers with the
+/// document if the caller already owns it (a retry after a lost answer).
+async fn create_with_id(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    title: String,
+) -> Result<Response, ApiError> {
+    let doc: DocId = id.parse().map_err(|_| {
+        ApiError::bad_request("id must be 1-128 characters of A-Z a-z 0-9 _ -".to_owned())
+    })?;
+    let who = caller.identity();
+    if let Some(meta) = state.catalog.get(&doc) {
+        if meta.owner.id == who.id && meta.deleted_at.is_none() {
+            return Ok((
+                StatusCode::OK,
+                Json(view(&meta, Role::Owner, retention_ms(state))),
+            )
+                .into_response());
+        }
+        return Err(ApiError::conflict("a document with this id exists"));
+    }
+    let meta = state
+        .catalog
+        .register(&doc, who, state.config.limits.max_docs_per_user)
+        .await?;
+    if meta.owner.id != who.id {
+        return Err(ApiError::conflict("a document with this id exists"));
+    }
+    let meta = if title.is_empty() || meta.title == title {
+        meta
+    } else {
+        state
+            .catalog
+            .update(&doc, |m| {
+                m.title = title.clone();
+                Ok(())
+            })
+            .await?
+    };
+    caller
+        .audit(state, "create", &meta.id, json!({"title": meta.title}))
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&meta, Role::Owner, retention_ms(state))),
     )
         .into_response())
 }

@@ -278,9 +278,22 @@ async fn me(State(state): State<AppState>, caller: Caller) -> Json<serde_json::V
 
 async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
     let local = state.auth.is_local();
+    // What the laptop client needs to sign in by itself (RFC 8252: the provider, a public
+    // client, the scopes and the audience its access tokens must carry here).
+    let desktop = state.config.oidc.as_ref().and_then(|o| {
+        o.desktop_client_id.as_ref().map(|client_id| {
+            json!({
+                "issuer": o.issuer,
+                "client_id": client_id,
+                "scopes": o.scopes.join(" "),
+                "audience": o.audience,
+            })
+        })
+    });
     Json(json!({
         "mode": if local { "local" } else { "oidc" },
         "login": if local { None } else { Some("/auth/login") },
+        "desktop": desktop,
     }))
 }
 
