@@ -2,7 +2,7 @@
 //! provider: signing in through the browser flow, silent refresh and a revoked refresh
 //! token, offline edits that survive a crash and converge with another laptop's, `kill -9`
 //! right after a local save, a first sync of 500 documents with its progress and the export,
-//! and a document made on the laptop reaching the server under its id.
+//! and a document whose share was removed keeping the local edits.
 //!
 //! Text is the Y.Text the Rust Yjs client uses (`text`) where only sync matters; where the
 //! program writes Markdown (export, the kept copy of a lost document) the content is rich text
@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Display;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dure_tests::desktop::{BoxError, Desktop, ServerEnv, doc_status, wait_status};
@@ -19,7 +20,7 @@ use dure_tests::yclient::YClient;
 use futures_util::StreamExt as _;
 use reqwest::Url;
 use serde_json::Value;
-use yrs::{Transact as _, XmlElementPrelim, XmlFragment as _, XmlTextPrelim};
+use yrs::{GetString as _, Transact as _, XmlElementPrelim, XmlFragment as _, XmlTextPrelim};
 
 type R = Result<(), BoxError>;
 
@@ -61,6 +62,13 @@ fn add_paragraph(c: &YClient, text: &str) -> u64 {
     c.sent_updates()
 }
 
+/// The rich text as XML.
+fn rich(c: &YClient) -> String {
+    let fragment = c.doc().get_or_insert_xml_fragment("default");
+    let txn = c.doc().transact();
+    fragment.get_string(&txn)
+}
+
 fn doc_state(status: &Value, id: &str) -> String {
     doc_status(status, id)
         .and_then(|d| d["state"].as_str())
@@ -100,6 +108,26 @@ async fn replica_has(
     let local = d.open_local(doc).await?;
     ctx(local.wait_text(text, within).await, what, d)?;
     Ok(local)
+}
+
+/// Every file under `dir` (recursively) whose content contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle)) {
+                found.push(p);
+            }
+        }
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -561,6 +589,78 @@ async fn many_documents_first_sync_status_and_export() -> R {
             path.display()
         );
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn access_lost_keeps_local_edits() -> R {
+    let env = ServerEnv::start(|o| o, &[]).await?;
+    let doc = env.create_doc("alice", "Shared plan").await?;
+    {
+        let s = env.open_doc("alice", &doc).await?;
+        let n = add_paragraph(&s, "shared by alice");
+        s.wait_acked(n, Duration::from_secs(10)).await?;
+        s.close().await.ok();
+    }
+    env.share("alice", &doc, "bob", "editor").await?;
+
+    let dir = env.desktop_dir("bob");
+    Desktop::login(&dir, &env.base, "bob").await?;
+    let b = Desktop::start(&dir, free_port()?).await?;
+    b.wait_listed(&doc, Duration::from_secs(20)).await?;
+    let lb = b.open_local(&doc).await?;
+    ctx(
+        lb.wait_for("alice's paragraph", Duration::from_secs(20), |c| {
+            rich(c).contains("shared by alice")
+        })
+        .await,
+        "bob's replica",
+        &b,
+    )?;
+    ctx(
+        wait_status(&dir, "the doc synced", Duration::from_secs(20), |v| {
+            is_synced(v, &doc)
+        })
+        .await,
+        "bob before the share is removed",
+        &b,
+    )?;
+
+    // Alice removes the share; bob writes locally.
+    env.unshare("alice", &doc, "bob").await?;
+    let note = "note from bob after the share ended";
+    let n = add_paragraph(&lb, note);
+    lb.wait_acked(n, Duration::from_secs(10)).await?;
+    let st = ctx(
+        wait_status(&dir, "the doc access_lost", Duration::from_secs(30), |v| {
+            doc_state(v, &doc) == "access_lost"
+        })
+        .await,
+        "bob after the share was removed",
+        &b,
+    )?;
+    assert!(doc_status(&st, &doc).is_some(), "{st}");
+    let kept_dir = dir.join("access-lost");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = files_containing(&kept_dir, note);
+        if !found.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no file under {} holds bob's local text\n{}",
+            kept_dir.display(),
+            tail(&b.logs(), 60)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The local replica still has everything.
+    let xml = rich(&lb);
+    assert!(
+        xml.contains("shared by alice") && xml.contains(note),
+        "{xml}"
+    );
     Ok(())
 }
 

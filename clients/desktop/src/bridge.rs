@@ -36,6 +36,8 @@ const MAX_FRAME: usize = 64 << 20;
 /// A server connection with nothing to do for this long is closed (its place goes to
 /// another document).
 const IDLE_DISCONNECT: Duration = Duration::from_secs(20);
+/// While access is lost, the kept copy is rewritten this long after the last local edit.
+const KEPT_COPY_DELAY: Duration = Duration::from_millis(500);
 /// A settled connection idle this long gives its place to a document waiting for one.
 const YIELD_AFTER: Duration = Duration::from_millis(500);
 
@@ -109,9 +111,11 @@ pub async fn run(ctx: Ctx, id: String, mut kick: watch::Receiver<u64>) {
     let mut failures: u32 = 0;
     let mut retry_at: Option<Instant> = Some(Instant::now());
     let mut wake = ctx.wake.clone();
+    // While access is lost, local edits still go into the kept copy, a moment after the last.
+    let mut refresh_copy_at: Option<Instant> = None;
     loop {
-        let need_remote = !ctx.board.with_doc(&id, |d| d.access_lost)
-            && (retry_at.is_some_and(|t| t <= Instant::now()));
+        let access_lost = ctx.board.with_doc(&id, |d| d.access_lost);
+        let need_remote = !access_lost && retry_at.is_some_and(|t| t <= Instant::now());
         if need_remote {
             retry_at = None;
             ctx.queued.fetch_add(1, Ordering::Relaxed);
@@ -144,10 +148,20 @@ pub async fn run(ctx: Ctx, id: String, mut kick: watch::Receiver<u64>) {
         tokio::select! {
             msg = local.next() => {
                 let Some(Ok(msg)) = msg else { return };
+                let before = s.sv();
                 if s.on_local_frame(&msg, &mut local, None).await.is_err() { return }
-                if s.unsent > 0 && retry_at.is_none() {
+                if access_lost {
+                    // No server to retry (that would spin): the kept copy takes the edit.
+                    if s.sv() != before {
+                        refresh_copy_at = Some(Instant::now() + KEPT_COPY_DELAY);
+                    }
+                } else if s.unsent > 0 && retry_at.is_none() {
                     retry_at = Some(Instant::now());
                 }
+            }
+            _ = tokio::time::sleep_until(refresh_copy_at.unwrap_or(sleep_until)), if refresh_copy_at.is_some() => {
+                refresh_copy_at = None;
+                s.keep_local_copy().await;
             }
             r = kick.changed() => {
                 if r.is_err() { return }
