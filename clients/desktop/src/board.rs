@@ -35,6 +35,9 @@ pub struct DocState {
     /// Changed since last exported.
     #[serde(skip)]
     pub export_dirty: bool,
+    /// Counted in this run's first-sync total (a document made here or shared later is not).
+    #[serde(skip)]
+    pub in_first_sync: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

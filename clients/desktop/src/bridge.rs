@@ -38,6 +38,8 @@ const MAX_FRAME: usize = 64 << 20;
 const IDLE_DISCONNECT: Duration = Duration::from_secs(20);
 /// While access is lost, the kept copy is rewritten this long after the last local edit.
 const KEPT_COPY_DELAY: Duration = Duration::from_millis(500);
+/// The local replica taking longer than this to send a document's stored state is logged.
+const SLOW_LOAD: Duration = Duration::from_secs(30);
 /// A settled connection idle this long gives its place to a document waiting for one.
 const YIELD_AFTER: Duration = Duration::from_millis(500);
 
@@ -107,6 +109,28 @@ pub async fn run(ctx: Ctx, id: String, mut kick: watch::Receiver<u64>) {
     let sv = s.sv();
     if local.send(Message::binary(wire::step1(&sv))).await.is_err() {
         return;
+    }
+    // The replica's copy is loaded before any server session: a session begun first would
+    // answer the server's sync step 1 from an empty mirror, call the document settled, and
+    // never send the server what only this laptop has (a document made here, edits left
+    // waiting by an earlier run).
+    let started = Instant::now();
+    let mut warned = false;
+    while !s.loaded {
+        let next = tokio::time::timeout(Duration::from_secs(5), local.next()).await;
+        match next {
+            Ok(Some(Ok(msg))) => {
+                if s.on_local_frame(&msg, &mut local, None).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => return,
+            Err(_) if !warned && started.elapsed() >= SLOW_LOAD => {
+                warned = true;
+                warn!(doc = %id, "the local replica is slow to send the document; still waiting");
+            }
+            Err(_) => {}
+        }
     }
     let mut failures: u32 = 0;
     let mut retry_at: Option<Instant> = Some(Instant::now());
@@ -465,11 +489,9 @@ impl Sync {
             return;
         }
         let mut b = self.ctx.board.lock();
-        let first = b
-            .docs
-            .get(&self.id)
-            .is_some_and(|d| d.last_sync_ms.is_none());
+        let mut first = false;
         if let Some(d) = b.docs.get_mut(&self.id) {
+            first = d.in_first_sync && d.last_sync_ms.is_none();
             d.last_sync_ms = Some(now_ms());
             d.on_server = true;
         }

@@ -272,11 +272,12 @@ impl Manager {
                 e.server_updated = updated;
             }
             if self.first_list {
-                b.first_sync_total = b
-                    .docs
-                    .values()
-                    .filter(|d| d.on_server && d.last_sync_ms.is_none())
-                    .count() as u64;
+                let mut total = 0;
+                for d in b.docs.values_mut() {
+                    d.in_first_sync = d.on_server && d.last_sync_ms.is_none();
+                    total += u64::from(d.in_first_sync);
+                }
+                b.first_sync_total = total;
                 b.first_sync_done = 0;
             }
             // Known here, gone from the list: ask the bridge to look (it learns 4403/4404).
